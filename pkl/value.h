@@ -1,0 +1,132 @@
+/* Internal value model of libpkl: node layout, document arena, container
+ * operations with CPython's hash/equality semantics.
+ *
+ * Shared by the decoder (decode.c), the emitter (canon.c) and the public
+ * accessors (value.c). Not installed; the public view is include/pkl.h.
+ *
+ * Ownership: every node and every buffer hanging off a node is allocated
+ * through its document's accounting allocator and freed by pkl_doc_free().
+ */
+#ifndef PKL_VALUE_H
+#define PKL_VALUE_H
+
+#include "pkl.h"
+
+/* Node flags. */
+#define PKL_F_BIGNEG  0x01u /* INT with a big magnitude: negative */
+#define PKL_F_BIG     0x02u /* INT stored as a big magnitude in u.bytes */
+#define PKL_F_HASHED  0x04u /* `hash` holds the cached hash */
+
+typedef struct pkl_mut {
+    uint8_t kind; /* pkl_mutkind */
+    pkl_val *a, *b;
+} pkl_mut;
+
+/* Side record of a stub node (GLOBAL, CALL, NEW, PERSID) and of MEMORYVIEW
+ * and BUFFER nodes. Kept out of line because stubs are rare next to ints and
+ * strings, and it keeps pkl_val small. */
+typedef struct pkl_stub {
+    pkl_val *target;    /* CALL: callable; NEW: class; PERSID: pid; MEMORYVIEW: viewed object */
+    pkl_val *args;      /* CALL, NEW: argument tuple */
+    pkl_val *kwargs;    /* NEW from NEWOBJ_EX: kwargs dict */
+    char *module;       /* GLOBAL: module name (UTF-8) */
+    char *name;         /* GLOBAL: qualified name (UTF-8) */
+    size_t mlen, nlen;
+    size_t buffer_index;/* BUFFER */
+    pkl_mut *muts;      /* recorded mutations, in order */
+    size_t nmuts, muts_cap;
+} pkl_stub;
+
+struct pkl_val {
+    uint8_t kind;   /* pkl_kind */
+    uint8_t flags;  /* PKL_F_* */
+    uint32_t idx;   /* creation order within the document: 0, 1, 2 ...; emitter side tables use it */
+    uint64_t hash;  /* valid when PKL_F_HASHED */
+    union {
+        bool b;                                        /* BOOL */
+        int64_t i;                                     /* INT (small) */
+        uint64_t fbits;                                /* FLOAT: IEEE-754 bits */
+        struct { char *data; size_t len, cap; } bytes; /* STR (UTF-8 + surrogates), BYTES, BYTEARRAY,
+                                                          INT|PKL_F_BIG (magnitude, big-endian, no leading 0) */
+        struct { pkl_val **items; size_t len, cap; } seq;           /* LIST, TUPLE */
+        struct {                                                    /* DICT: kv[2i] key, kv[2i+1] value;   */
+            pkl_val **kv; size_t len, cap;                          /* SET/FROZENSET use kv[i] as elements  */
+            uint32_t *index; size_t index_cap;                      /* open-addressing table of entry+1, 0 = empty */
+        } map;
+        pkl_stub *stub;                                /* GLOBAL, CALL, NEW, PERSID, MEMORYVIEW, BUFFER */
+    } u;
+};
+
+/* The document: an arena of nodes plus the accounting allocator. */
+struct pkl_doc {
+    pkl_alc alc;          /* the caller's allocator */
+    size_t held;          /* bytes currently held through pkl_mem_* */
+    size_t max_alloc;     /* bound on `held` */
+    size_t max_nodes;
+    pkl_val **chunks;     /* node storage: chunk i holds PKL_CHUNK nodes */
+    size_t nchunks, chunks_cap;
+    size_t nnodes;        /* nodes handed out */
+    pkl_val *root;
+    int proto;
+    /* interned GLOBAL stubs: one node per (module, name) */
+    uint32_t *globals_index; size_t globals_cap, nglobals;
+    pkl_val **globals;
+    pkl_val *none_node, *true_node, *false_node; /* shared scalar singletons */
+};
+
+#define PKL_CHUNK 4096u
+
+/* ---- accounting allocation (all fail cleanly: NULL, err = resource-limit) */
+void *pkl_mem_alloc(pkl_doc *doc, size_t size);
+void *pkl_mem_realloc(pkl_doc *doc, void *ptr, size_t old_size, size_t size);
+void pkl_mem_free(pkl_doc *doc, void *ptr, size_t size);
+
+/* ---- documents and nodes */
+/* Returns a new empty document owned by the caller (free with pkl_doc_free),
+   or NULL when the allocator fails. */
+pkl_doc *pkl_doc_new(const pkl_alc *alc, const pkl_limits *limits);
+/* Returns a fresh zeroed node of `kind`, owned by doc; NULL past max_nodes
+   or on allocation failure. */
+pkl_val *pkl_node_new(pkl_doc *doc, pkl_kind kind);
+/* Iterate over all nodes in creation order without recursion. */
+static inline pkl_val *pkl_doc_node(const pkl_doc *doc, size_t i) {
+    return &((pkl_val *)doc->chunks[i / PKL_CHUNK])[i % PKL_CHUNK];
+}
+
+/* ---- scalars (returned nodes are owned by doc) */
+pkl_val *pkl_make_int(pkl_doc *doc, int64_t v);
+/* From a two's-complement little-endian byte string (LONG1/LONG4). */
+pkl_val *pkl_make_int_le(pkl_doc *doc, const uint8_t *le, size_t n);
+/* From a big-endian magnitude and sign; normalises to a small int when it fits. */
+pkl_val *pkl_make_int_mag(pkl_doc *doc, const uint8_t *be, size_t n, bool neg);
+pkl_val *pkl_make_float(pkl_doc *doc, uint64_t bits);
+/* STR from UTF-8 already validated by the caller (surrogates allowed); BYTES/BYTEARRAY raw. Copies. */
+pkl_val *pkl_make_bytes(pkl_doc *doc, pkl_kind kind, const void *data, size_t len);
+
+/* ---- containers. Each returns PKL_OK or an error code (type-error for an
+   unhashable key, resource-limit on allocation), never partially applied. */
+pkl_code pkl_seq_push(pkl_doc *doc, pkl_val *seq, pkl_val *item);
+/* dict[key] = value with CPython semantics: equal keys (1 == 1.0 == True)
+   keep the first key object and its position, replace the value. */
+pkl_code pkl_dict_set(pkl_doc *doc, pkl_val *dict, pkl_val *key, pkl_val *value);
+/* set.add(item): no-op when an equal element is present. */
+pkl_code pkl_set_add(pkl_doc *doc, pkl_val *set, pkl_val *item);
+/* Record a mutation on a stub node. */
+pkl_code pkl_stub_mutate(pkl_doc *doc, pkl_val *stub, pkl_mutkind kind, pkl_val *a, pkl_val *b);
+
+/* ---- Python hash/equality semantics, iterative (safe on deep tuples).
+   pkl_hash fails with PKL_ERR_TYPE_ERROR for unhashable values (list, dict,
+   set, bytearray, and tuples/frozensets containing them). */
+pkl_code pkl_hash(pkl_doc *doc, pkl_val *v, uint64_t *out);
+/* a == b for two hashable values, as Python compares them (identity first). */
+bool pkl_equal(const pkl_val *a, const pkl_val *b);
+
+/* ---- kinds */
+static inline bool pkl_kind_is_scalar(pkl_kind k) {
+    return k <= PKL_BYTES;
+}
+static inline bool pkl_kind_is_stub(pkl_kind k) {
+    return k == PKL_GLOBAL || k == PKL_CALL || k == PKL_NEW || k == PKL_PERSID;
+}
+
+#endif /* PKL_VALUE_H */
