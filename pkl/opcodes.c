@@ -11,35 +11,43 @@ static const struct {
 #undef PKL_ARGKIND
 };
 
-#define ARGINFO(kind) argkinds[PKL_ARG_##kind].pyname, argkinds[PKL_ARG_##kind].layout, \
-                      argkinds[PKL_ARG_##kind].width
-
-static const pkl_opinfo table[] = {
+/* The argument-kind columns are copied in from argkinds[] on first use:
+   C11 initializers cannot read another table. */
+static pkl_opinfo table[] = {
 #define PKL_OPCODE(NAME, byte, arg, proto, before, after, doc) \
-    {#NAME, byte, PKL_ARG_##arg, ARGINFO(arg), proto, before, after, doc},
+    {#NAME, byte, PKL_ARG_##arg, NULL, PKL_LAYOUT_NONE, 0, proto, before, after, doc},
 #include "../spec/opcodes.def"
 #undef PKL_OPCODE
 };
 
 #define NOPS (sizeof table / sizeof table[0])
 
-/* byte -> table index + 1 (0: not an opcode), filled once. */
+/* byte -> table index + 1 (0: not an opcode). */
 static uint8_t by_byte[256];
-static int by_byte_ready;
+static volatile int ready;
 
-static void fill_by_byte(void) {
-    for (size_t i = 0; i < NOPS; i++)
+/* Idempotent: two threads racing here write identical values. */
+static void fill(void) {
+    for (size_t i = 0; i < NOPS; i++) {
+        table[i].arg_name = argkinds[table[i].arg].pyname;
+        table[i].layout = argkinds[table[i].arg].layout;
+        table[i].width = argkinds[table[i].arg].width;
         by_byte[table[i].code] = (uint8_t)(i + 1);
-    by_byte_ready = 1;
+    }
+    ready = 1;
 }
 
 size_t pkl_opcode_count(void) { return NOPS; }
 
-const pkl_opinfo *pkl_opcode_at(size_t i) { return i < NOPS ? &table[i] : NULL; }
+const pkl_opinfo *pkl_opcode_at(size_t i) {
+    if (!ready)
+        fill();
+    return i < NOPS ? &table[i] : NULL;
+}
 
 const pkl_opinfo *pkl_opcode_info(uint8_t byte) {
-    if (!by_byte_ready)
-        fill_by_byte(); /* idempotent: a race writes the same bytes */
+    if (!ready)
+        fill();
     return by_byte[byte] ? &table[by_byte[byte] - 1] : NULL;
 }
 
