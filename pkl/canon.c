@@ -705,7 +705,16 @@ static bool count_pass(canon *c, fstack *st) {
 /* ------------------------------------------------------------------------ */
 /* Pass 2: print. */
 
+/* Spaces up to MAX_SPACE_DEPTH, then "@<depth> ": keeps deep output linear. */
+#define MAX_SPACE_DEPTH 32
+
 static void indent(buf *b, size_t depth) {
+    if (depth > MAX_SPACE_DEPTH) {
+        putc_(b, '@');
+        put_u64(b, depth);
+        putc_(b, ' ');
+        return;
+    }
     if (!buf_reserve(b, 2 * depth))
         return;
     memset(b->p + b->len, ' ', 2 * depth);
