@@ -350,7 +350,7 @@ static void bench_file(const char *path, const options *o)
                variant, base_name(path), c.count, c.bytes, best, pps, mbs, med_mbs,
                o->rounds, passes_total, nodes);
     } else {
-        printf("%-24s %-16s %8zu %11zu %11.6f %13.0f %9.2f %9.2f %10zu\n",
+        printf("%-24s %-16s %8zu %11zu %11.6g %13.1f %9.2f %9.2f %10zu\n",
                base_name(path), variant, c.count, c.bytes, best, pps, mbs,
                med_mbs, nodes);
     }

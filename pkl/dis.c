@@ -72,6 +72,20 @@ static void ln_printf(line *l, const char *fmt, ...) {
         ln_puts(l, tmp);
 }
 
+/* Decimal, right-aligned in `width` columns: the hot path of every line,
+   kept off vsnprintf because a 1 GB pickle can have 500M lines. */
+static void ln_uint(line *l, uint64_t v, size_t width) {
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = n; i < width; i++)
+        ln_putc(l, ' ');
+    while (n > 0)
+        ln_putc(l, tmp[--n]);
+}
+
 static void ln_pad(line *l, size_t col) {
     while (l->len < col)
         ln_putc(l, ' ');
@@ -165,6 +179,7 @@ typedef struct dis {
     uint64_t memo_len;  /* distinct indices put: what MEMOIZE uses */
     int memo_off;
     int maxproto;
+    char pending[256]; /* a note to print after the current opcode's line */
 } dis;
 
 static void emit(dis *d, line *l) {
@@ -194,10 +209,19 @@ static bool fault(dis *d, pkl_code code, size_t pos, const char *msg, const char
     return false;
 }
 
+/* Notes explain a change in what is checked; they are printed after the
+   line of the opcode that caused them. */
 static void note(dis *d, size_t pos, const char *text) {
+    snprintf(d->pending, sizeof d->pending, "note at %zu: %s", pos, text);
+}
+
+static void flush_note(dis *d) {
+    if (!d->pending[0])
+        return;
     line l = {.len = 0};
-    ln_printf(&l, "note at %zu: %s", pos, text);
+    ln_puts(&l, d->pending);
     emit(d, &l);
+    d->pending[0] = '\0';
 }
 
 /*------------------------------------------------------------------------------
@@ -566,12 +590,12 @@ static void put_long(line *l, const uint8_t *s, size_t len) {
     }
     int neg = s[len - 1] & 0x80;
     if (len > DIS_LONG_DEC) {
-        ln_printf(l, "%s0x", neg ? "-" : "");
-        /* magnitude of a negative number needs the full negation; show the
-           raw two's-complement top bytes instead and say so */
+        /* the top bytes as stored; a negative value would need a full
+           negation to show its magnitude, so say it is two's complement */
+        ln_puts(l, "0x");
         for (size_t i = 0; i < 12; i++)
             ln_printf(l, "%02x", s[len - 1 - i]);
-        ln_printf(l, "...%s (%zu bytes)", neg ? " two's complement" : "", len);
+        ln_puts(l, neg ? "... (negative, two's complement)" : "...");
         return;
     }
     uint8_t mag[DIS_LONG_DEC];
@@ -651,8 +675,8 @@ static bool read_arg(dis *d, size_t pos, const pkl_opinfo *op, arg *a) {
         return true;
     case PKL_LAYOUT_FIXED:
         if (avail < op->width) {
-            snprintf(detail, sizeof detail, "%s at %zu needs %u bytes, %zu left", op->name, pos,
-                     (unsigned)op->width, avail);
+            snprintf(detail, sizeof detail, "%s at %zu needs a %u-byte argument, %zu bytes left",
+                     op->name, pos, (unsigned)op->width, avail);
             return fault(d, PKL_ERR_TRUNCATED, d->n, "argument runs past the end of the input",
                          detail);
         }
@@ -725,7 +749,7 @@ static void put_arg(line *l, const pkl_opinfo *op, const arg *a) {
     case PKL_ARG_UINT2:
     case PKL_ARG_UINT4:
     case PKL_ARG_UINT8:
-        ln_printf(l, "%llu", (unsigned long long)a->num);
+        ln_uint(l, a->num, 0);
         break;
     case PKL_ARG_FLOAT8: {
         /* FLOAT8 is big-endian: le_uint read it byte-reversed */
@@ -829,17 +853,25 @@ static const char *arg_content_fault(const pkl_opinfo *op, const arg *a) {
     }
 }
 
-static void put_prefix(dis *d, line *l, size_t pos, const pkl_opinfo *op) {
-    char code[8];
+static void put_prefix(line *l, size_t pos, const pkl_opinfo *op, size_t marks_open) {
+    static const char hex[] = "0123456789abcdef";
     uint8_t c = op->code;
-    if (c == '\\' || c == '\'')
-        snprintf(code, sizeof code, "\\%c", c);
-    else if (c >= 0x20 && c < 0x7f)
-        snprintf(code, sizeof code, "%c", c);
-    else
-        snprintf(code, sizeof code, "\\x%02x", c);
-    ln_printf(l, "%5zu: %-4s ", pos, code);
-    size_t levels = d->nmarks < DIS_INDENT_CAP ? d->nmarks : DIS_INDENT_CAP;
+    size_t start;
+    ln_uint(l, pos, 5);
+    ln_puts(l, ": ");
+    start = l->len;
+    if (c == '\\' || c == '\'') {
+        ln_putc(l, '\\');
+        ln_putc(l, (char)c);
+    } else if (c >= 0x20 && c < 0x7f) {
+        ln_putc(l, (char)c);
+    } else {
+        ln_puts(l, "\\x");
+        ln_putc(l, hex[c >> 4]);
+        ln_putc(l, hex[c & 15]);
+    }
+    ln_pad(l, start + 5);
+    size_t levels = marks_open < DIS_INDENT_CAP ? marks_open : DIS_INDENT_CAP;
     for (size_t i = 0; i < levels; i++)
         ln_puts(l, "    ");
     ln_puts(l, op->name);
@@ -935,21 +967,22 @@ static const char *apply_memo(dis *d, const pkl_opinfo *op, const arg *a, size_t
             return NULL;
         /* negative or huge: never put, since PUT refuses negatives and every
            index put so far fit the bitmap */
-        if (neg || big || !memo_has(d, idx)) {
+        if ((neg && idx != 0) || big || !memo_has(d, idx)) {
             *code = PKL_ERR_MEMO_MISSING;
             return "memo index was never PUT";
         }
         return NULL;
     }
-    if (neg && idx != 0)
+    if (neg && (idx != 0 || big))
         return "negative PUT index";
     if (d->memo_off)
         return NULL;
     int r = big ? -1 : memo_put(d, idx);
     if (r < 0) {
         char text[112];
-        snprintf(text, sizeof text, "memo not tracked past index %llu; memo checks are off from here",
-                 (unsigned long long)(d->memo_bits ? d->memo_bits - 1 : 0));
+        snprintf(text, sizeof text,
+                 "memo not tracked past index %llu; memo checks are off from here",
+                 (unsigned long long)(big || idx >= DIS_MEMO_CAP ? DIS_MEMO_CAP - 1 : idx));
         note(d, pos, text);
         d->memo_off = 1;
     } else if (r == 1 && c != PKL_OP_MEMOIZE) {
@@ -979,6 +1012,7 @@ static int step(dis *d, const effect fx[256], size_t *pos) {
     /* Checks in the C unpickler's order: stack, argument text, memo, PROTO;
        the line is printed first so the fault line follows its opcode. */
     char markmsg[48] = "", remark[48] = "";
+    size_t marks_open = d->nmarks; /* indentation is the depth before the opcode */
     pkl_code code = PKL_OK;
     const char *msg = NULL;
     if (!d->stack_off)
@@ -999,7 +1033,7 @@ static int step(dis *d, const effect fx[256], size_t *pos) {
     }
 
     line l = {.len = 0};
-    put_prefix(d, &l, at, op);
+    put_prefix(&l, at, op, marks_open);
     if (op->layout != PKL_LAYOUT_NONE || markmsg[0] || remark[0]) {
         size_t nlen = strlen(op->name);
         for (size_t i = nlen; i < 10; i++) /* pickletools' mild alignment */
@@ -1013,12 +1047,16 @@ static int step(dis *d, const effect fx[256], size_t *pos) {
         if (remark[0])
             ln_printf(&l, " %s", remark);
     }
-    ln_pad(&l, DIS_NOTE_COL);
-    if (d->stack_off)
-        ln_puts(&l, "  ; stack ?");
-    else
-        ln_printf(&l, "  ; stack %zu", d->total);
+    if (!msg) { /* a faulting opcode has no "after" */
+        ln_pad(&l, DIS_NOTE_COL);
+        ln_puts(&l, "  ; stack ");
+        if (d->stack_off)
+            ln_putc(&l, '?');
+        else
+            ln_uint(&l, d->total, 0);
+    }
     emit(d, &l);
+    flush_note(d);
 
     if (msg) {
         if (code != PKL_ERR_TRUNCATED)
@@ -1048,6 +1086,10 @@ static void summary(dis *d, size_t end) {
     }
 }
 
+static void discard(void *ctx, const char *text, size_t len) {
+    (void)ctx, (void)text, (void)len;
+}
+
 bool pkl_dis(const void *data, size_t len, pkl_write_fn write, void *ctx, pkl_err *err) {
     effect fx[256];
     build_effects(fx);
@@ -1055,7 +1097,7 @@ bool pkl_dis(const void *data, size_t len, pkl_write_fn write, void *ctx, pkl_er
     memset(&d, 0, sizeof d);
     d.p = data;
     d.n = data ? len : 0;
-    d.write = write;
+    d.write = write ? write : discard; /* NULL: only the verdict is wanted */
     d.ctx = ctx;
     d.err = err;
     d.maxproto = -1;

@@ -50,7 +50,7 @@ struct pkl_val {
                                                           INT|PKL_F_BIG (magnitude, big-endian, no leading 0) */
         struct { pkl_val **items; size_t len, cap; } seq;           /* LIST, TUPLE */
         struct {                                                    /* DICT: kv[2i] key, kv[2i+1] value;   */
-            pkl_val **kv; size_t len, cap;                          /* SET/FROZENSET use kv[i] as elements  */
+            pkl_val **kv; size_t len, cap;                          /* SET/FROZENSET use kv[i] as elements; cap counts pointers */
             uint32_t *index; size_t index_cap;                      /* open-addressing table of entry+1, 0 = empty */
         } map;
         pkl_stub *stub;                                /* GLOBAL, CALL, NEW, PERSID, MEMORYVIEW, BUFFER */
@@ -72,9 +72,28 @@ struct pkl_doc {
     uint32_t *globals_index; size_t globals_cap, nglobals;
     pkl_val **globals;
     pkl_val *none_node, *true_node, *false_node; /* shared scalar singletons */
+    /* Added by the decoder engine (value.c): */
+    pkl_val *empty_tuple;        /* shared () (identity of () is not observable) */
+    struct pkl_arena_blk *arena; /* bump arena for immutable payloads, newest block first */
+    char *arena_ptr;             /* next free byte of the current block */
+    size_t arena_left;           /* bytes left in the current block */
+    size_t arena_next;           /* size of the next block to allocate */
 };
 
 #define PKL_CHUNK 4096u
+
+/* Payload ownership (how pkl_doc_free releases a node's storage):
+ *  - STR, BYTES, big INT payloads, TUPLE item arrays, pkl_stub records and
+ *    GLOBAL module/name strings live in the document's arena (freed with it).
+ *  - BYTEARRAY: u.bytes.cap == 0 means the data lives in the arena; cap > 0
+ *    means a heap block of `cap` bytes (after the bytearray grew).
+ *  - LIST: u.seq.items is a heap block of u.seq.cap pointers.
+ *  - DICT, SET, FROZENSET: u.map.kv is a heap block of u.map.cap pointers
+ *    (a dict uses two per entry), u.map.index a heap block of index_cap
+ *    uint32_t (NULL while the map has at most PKL_MAP_LINEAR entries).
+ *  - stub muts: heap block of muts_cap records.
+ * An empty payload may point at a static empty string; never write to it. */
+#define PKL_MAP_LINEAR 8u
 
 /* ---- accounting allocation (all fail cleanly: NULL, err = resource-limit) */
 void *pkl_mem_alloc(pkl_doc *doc, size_t size);
@@ -120,6 +139,44 @@ pkl_code pkl_stub_mutate(pkl_doc *doc, pkl_val *stub, pkl_mutkind kind, pkl_val 
 pkl_code pkl_hash(pkl_doc *doc, pkl_val *v, uint64_t *out);
 /* a == b for two hashable values, as Python compares them (identity first). */
 bool pkl_equal(const pkl_val *a, const pkl_val *b);
+
+/* ---- additions used by the decoder (decode.c) ---------------------------- */
+
+/* Returns `size` bytes (8-byte aligned) from the document arena, owned by
+   the document and freed with it; NULL on allocation failure or max_alloc. */
+void *pkl_arena_alloc(pkl_doc *doc, size_t size);
+/* Shared singletons (created on first use, owned by doc); NULL on failure. */
+pkl_val *pkl_none(pkl_doc *doc);
+pkl_val *pkl_bool(pkl_doc *doc, bool b);
+/* A STR/BYTES/BYTEARRAY node with `len` uninitialised bytes for the caller
+   to fill (in the arena, owned by doc); NULL on failure. */
+pkl_val *pkl_make_bytes_uninit(pkl_doc *doc, pkl_kind kind, size_t len);
+/* Shrink such a payload to `len` <= its length (returns arena space when
+   it is the newest allocation). */
+void pkl_bytes_truncate(pkl_doc *doc, pkl_val *v, size_t len);
+/* Append raw bytes to a BYTEARRAY (moves arena data to the heap first). */
+pkl_code pkl_bytes_append(pkl_doc *doc, pkl_val *ba, const uint8_t *data, size_t n);
+/* A TUPLE of n items (copied pointers; array in the arena; n == 0 gives the
+   shared empty tuple). Owned by doc; NULL on failure. */
+pkl_val *pkl_make_tuple(pkl_doc *doc, pkl_val *const *items, size_t n);
+/* A stub-bearing node (GLOBAL, CALL, NEW, PERSID, MEMORYVIEW, BUFFER) with
+   a zeroed pkl_stub record; both owned by doc. NULL on failure. */
+pkl_val *pkl_make_stub(pkl_doc *doc, pkl_kind kind);
+/* The one GLOBAL node of (module, name) in this document, created (strings
+   copied into the arena) on first request. NULL on failure. */
+pkl_val *pkl_global_intern(pkl_doc *doc, const char *module, size_t mlen,
+                           const char *name, size_t nlen);
+/* Make room for `extra` more items in a LIST / entries in a DICT, SET or
+   FROZENSET, so the following pushes/sets do not reallocate. */
+pkl_code pkl_seq_reserve(pkl_doc *doc, pkl_val *seq, size_t extra);
+pkl_code pkl_map_reserve(pkl_doc *doc, pkl_val *map, size_t extra);
+/* A new DICT with the same (key, value) pairs as `dict` (a shallow copy, as
+   Python's **kwargs makes). Owned by doc; NULL on failure. */
+pkl_val *pkl_dict_copy(pkl_doc *doc, const pkl_val *dict);
+/* pkl_equal with its explicit stack charged to doc: *out = (a == b).
+   Fails only with PKL_ERR_RESOURCE_LIMIT. Both values must be hashable
+   (already accepted by pkl_hash). */
+pkl_code pkl_equal_doc(pkl_doc *doc, const pkl_val *a, const pkl_val *b, bool *out);
 
 /* ---- kinds */
 static inline bool pkl_kind_is_scalar(pkl_kind k) {

@@ -263,7 +263,7 @@ static void test_canon_max_output_enforced(void **state) {
 static void test_canon_allocation_failure_is_clean(void **state) {
     (void)state;
     /* a set of tuples (digest path), a shared list, stubs */
-    static const char pkl[] = "\x80\x04](K\x01\x85K\x02\x85\x91q\x00h\x00" "cm\x0a"
+    static const char pkl[] = "\x80\x04](\x28K\x01\x85K\x02\x85\x91q\x00h\x00" "cm\x0a"
                               "f\x0a]\x85R}b" "e.";
     pkl_err err = {PKL_OK, NULL, 0};
     pkl_doc *doc = pkl_load(pkl, sizeof pkl - 1, NULL, &err);

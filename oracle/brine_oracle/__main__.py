@@ -1,0 +1,114 @@
+"""Command line of the oracle.
+
+    python3 -m brine_oracle load FILE|- [--unpickler c|py]
+        prints the canonical text; exit 0 loaded, 1 rejected (the text is
+        then an error document), 2 usage or I/O error.
+    python3 -m brine_oracle load --batch DIR [--unpickler c|py]
+        for every regular file in DIR, sorted by name, prints a line
+        "== <filename>" followed by its canonical text; exit 0 unless DIR
+        cannot be read (2).
+
+Options: --max-output BYTES (canonical text limit, default 1 GiB),
+--memory-limit MB (address-space limit for this process, default none:
+CPython allocates eagerly on some tiny inputs, and a case that hits the limit
+is reported as `error resource-limit`), --quiet (no messages on stderr).
+"""
+
+import argparse
+import os
+import sys
+
+from . import canon
+from .loader import load_result, UNPICKLERS
+
+
+def _set_memory_limit(mb):
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    limit = int(mb) * 1024 * 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY and limit > hard:
+        limit = hard
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _write(out, text):
+    out.write(text.encode("ascii"))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python3 -m brine_oracle",
+                                description="brine's CPython oracle")
+    sub = p.add_subparsers(dest="command")
+    lp = sub.add_parser("load", help="print the canonical text of pickles")
+    lp.add_argument("path", nargs="?", help="pickle file, or - for stdin")
+    lp.add_argument("--batch", metavar="DIR",
+                    help="load every file in DIR (sorted)")
+    lp.add_argument("--unpickler", choices=UNPICKLERS, default="c")
+    lp.add_argument("--max-output", type=int, default=canon.DEFAULT_MAX_OUTPUT)
+    lp.add_argument("--memory-limit", type=int, default=0, metavar="MB")
+    lp.add_argument("--quiet", action="store_true")
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as e:
+        return 2 if e.code else 0
+    if args.command != "load":
+        p.print_usage(sys.stderr)
+        return 2
+    if (args.path is None) == (args.batch is None):
+        sys.stderr.write("brine_oracle load: give exactly one of FILE, - "
+                         "or --batch DIR\n")
+        return 2
+    if args.memory_limit:
+        _set_memory_limit(args.memory_limit)
+    out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
+
+    def note(name, r):
+        if r.error and not args.quiet:
+            tag = "BUG in the oracle: " if r.error == "internal" else ""
+            sys.stderr.write("brine_oracle: %s: %s%s\n"
+                             % (name, tag, r.message()))
+
+    if args.batch is not None:
+        try:
+            names = sorted(n for n in os.listdir(args.batch)
+                           if os.path.isfile(os.path.join(args.batch, n)))
+        except OSError as e:
+            sys.stderr.write("brine_oracle: %s\n" % e)
+            return 2
+        for n in names:
+            try:
+                with open(os.path.join(args.batch, n), "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                sys.stderr.write("brine_oracle: %s\n" % e)
+                return 2
+            r = load_result(data, args.unpickler, args.max_output)
+            note(n, r)
+            _write(out, "== %s\n" % n)
+            _write(out, r.text)
+            out.flush()
+        return 0
+
+    try:
+        if args.path == "-":
+            inp = sys.stdin.buffer if hasattr(sys.stdin, "buffer") \
+                else sys.stdin
+            data = inp.read()
+        else:
+            with open(args.path, "rb") as f:
+                data = f.read()
+    except OSError as e:
+        sys.stderr.write("brine_oracle: %s\n" % e)
+        return 2
+    r = load_result(data, args.unpickler, args.max_output)
+    note(args.path, r)
+    _write(out, r.text)
+    out.flush()
+    return 0 if r.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
