@@ -9,7 +9,8 @@ raw pickle. Same repetition policy as bench/pkl_bench.c: one untimed pass
 that decodes every pickle (checks + warm-up), then N rounds (default 3),
 each repeating full passes over the file's pickles until at least S seconds
 (default 1.0) have elapsed, timed with time.perf_counter (CLOCK_MONOTONIC on
-Linux); the BEST round is reported, the median for information. Each
+Linux); the BEST round is reported, the median for information ("cpu%":
+process CPU time over wall time in that round; well under 100 = noisy). Each
 decoded object is dropped right away (its deallocation is timed, as
 pkl_doc_free is for libpkl). MB = 10^6 bytes of pickle data.
 
@@ -230,11 +231,14 @@ def check_pass(path, plain, other):
 
 
 def measure(one_pass, rounds, min_time):
-    """Seconds per pass: best and median of `rounds` rounds, and passes run."""
-    per_pass, passes_total = [], 0
-    clock = time.perf_counter
+    """Seconds per pass: best and median of `rounds` rounds, passes run, and
+    the CPU-time / wall-time share of the best round (well under 1: other
+    processes took the CPU, the figure is noisy)."""
+    per_pass, passes_total, best_share = [], 0, 1.0
+    clock, cpu = time.perf_counter, time.process_time
     for _ in range(rounds):
         passes = 0
+        c0 = cpu()
         t0 = clock()
         while True:
             one_pass()
@@ -242,9 +246,12 @@ def measure(one_pass, rounds, min_time):
             el = clock() - t0
             if el >= min_time:
                 break
+        share = (cpu() - c0) / el if el > 0 else 1.0
+        if not per_pass or el / passes < min(per_pass):
+            best_share = share
         per_pass.append(el / passes)
         passes_total += passes
-    return min(per_pass), statistics.median(per_pass), passes_total
+    return min(per_pass), statistics.median(per_pass), passes_total, best_share
 
 
 def main(argv=None):
@@ -269,9 +276,9 @@ def main(argv=None):
               "rounds, each >= %.2f s of repeated passes"
               % (sys.version.split()[0], "disabled" if args.no_gc else "enabled",
                  args.rounds, args.min_time))
-        print("%-24s %-8s %8s %11s %11s %13s %9s %9s %8s" % (
+        print("%-24s %-8s %8s %11s %11s %13s %9s %9s %8s %5s" % (
             "file", "variant", "pickles", "bytes", "s/pass", "pickles/s", "MB/s",
-            "med MB/s", "stubbed"))
+            "med MB/s", "stubbed", "cpu%"))
 
     for path in args.files:
         pickles = read_pickles(path)
@@ -307,26 +314,28 @@ def main(argv=None):
             if variant in ("mixed", "plain") and not other and "loads" in done:
                 # Every pickle is plain: "mixed" and "plain" are the same
                 # pickle.loads loop over the same pickles; time it once.
-                best, median, passes = done["loads"]
+                best, median, passes, share = done["loads"]
             else:
                 gc.collect()
                 if args.no_gc:
                     gc.disable()
                 try:
-                    best, median, passes = measure(one_pass, args.rounds, args.min_time)
+                    best, median, passes, share = measure(one_pass, args.rounds,
+                                                          args.min_time)
                 finally:
                     gc.enable()
                 if variant in ("mixed", "plain") and not other:
-                    done["loads"] = (best, median, passes)
+                    done["loads"] = (best, median, passes, share)
             pps, mbs = len(items) / best, nbytes / best / 1e6
             med_mbs = nbytes / median / 1e6
             if args.tsv:
-                print("cpython\t%s\t%s\t%d\t%d\t%.9f\t%.1f\t%.3f\t%.3f\t%d\t%d\t%d" % (
+                print("cpython\t%s\t%s\t%d\t%d\t%.9f\t%.1f\t%.3f\t%.3f\t%d\t%d\t%d\t%.3f" % (
                     variant, name, len(items), nbytes, best, pps, mbs, med_mbs,
-                    args.rounds, passes, nstub))
+                    args.rounds, passes, nstub, share))
             else:
-                print("%-24s %-8s %8d %11d %11.6g %13.1f %9.2f %9.2f %8d" % (
-                    name, variant, len(items), nbytes, best, pps, mbs, med_mbs, nstub))
+                print("%-24s %-8s %8d %11d %11.6g %13.1f %9.2f %9.2f %8d %5.0f" % (
+                    name, variant, len(items), nbytes, best, pps, mbs, med_mbs, nstub,
+                    100.0 * share))
             sys.stdout.flush()
     return 0
 

@@ -608,7 +608,7 @@ def generate(outdir, optimize=True, log=None):
 def main(argv):
     import argparse
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("outdir")
+    ap.add_argument("outdir", nargs="?")
     ap.add_argument("--no-optimize", action="store_true",
                     help="do not add pickletools.optimize variants")
     ap.add_argument("--list", action="store_true",
@@ -620,6 +620,8 @@ def main(argv):
         for name, _, kind in cases():
             print(name if kind == "plain" else "%s (%s)" % (name, kind))
         return 0
+    if args.outdir is None:
+        ap.error("give OUTDIR")
     log = (lambda m: sys.stderr.write(m + "\n")) if args.verbose else None
     written, dup, skipped = generate(args.outdir, not args.no_optimize, log)
     print("%d pickles written to %s (%d duplicates not written, %d "

@@ -17,6 +17,7 @@
  */
 #include <locale.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,7 +134,14 @@ typedef struct ld {
 
     umap ext;       /* EXT code -> global node, as copyreg._extension_cache */
     size_t nbufs;   /* out-of-band buffers consumed */
+
+    /* initial scratch, so small pickles need no scratch allocation at all */
+    pkl_val *st_local[128];
+    size_t marks_local[32];
+    pkl_val *memo_local[64];
 } ld;
+
+#define LOCAL_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static int fail(ld *L, pkl_code code, const char *msg) {
     L->e.code = code;
@@ -188,7 +196,14 @@ static int grow_stack(ld *L) {
         ncap = L->lim.max_stack;
     if (ncap > SIZE_MAX / sizeof(pkl_val *))
         return nomem(L);
-    pkl_val **ns = pkl_mem_realloc(L->doc, L->st, L->scap * sizeof *ns, ncap * sizeof *ns);
+    pkl_val **ns;
+    if (L->st == L->st_local) {
+        ns = pkl_mem_alloc(L->doc, ncap * sizeof *ns);
+        if (ns)
+            memcpy(ns, L->st, L->sp * sizeof *ns);
+    } else {
+        ns = pkl_mem_realloc(L->doc, L->st, L->scap * sizeof *ns, ncap * sizeof *ns);
+    }
     if (!ns)
         return nomem(L);
     L->st = ns;
@@ -238,7 +253,14 @@ static int memo_put(ld *L, uint64_t idx, pkl_val *v) {
         size_t ncap = L->dcap ? L->dcap : 64;
         while (ncap <= idx)
             ncap *= 2;
-        pkl_val **nm = pkl_mem_realloc(L->doc, L->memo, L->dcap * sizeof *nm, ncap * sizeof *nm);
+        pkl_val **nm;
+        if (L->memo == L->memo_local) {
+            nm = pkl_mem_alloc(L->doc, ncap * sizeof *nm);
+            if (nm)
+                memcpy(nm, L->memo, L->dcap * sizeof *nm);
+        } else {
+            nm = pkl_mem_realloc(L->doc, L->memo, L->dcap * sizeof *nm, ncap * sizeof *nm);
+        }
         if (!nm)
             return nomem(L);
         memset(nm + L->dcap, 0, (ncap - L->dcap) * sizeof *nm);
@@ -267,6 +289,22 @@ static int memo_put(ld *L, uint64_t idx, pkl_val *v) {
     if (added)
         L->memo_len++;
     return 0;
+}
+
+/* memo[idx] = v when idx is in the dense part (the common case). */
+static inline int memo_put_fast(ld *L, uint64_t idx, pkl_val *v) {
+    if (idx < L->dcap) {
+        if (L->memo[idx]) {
+            L->memo[idx] = v;
+            return 0;
+        }
+        if (L->memo_len < L->lim.max_memo) {
+            L->memo_len++;
+            L->memo[idx] = v;
+            return 0;
+        }
+    }
+    return memo_put(L, idx, v);
 }
 
 /*==============================================================================
@@ -305,13 +343,13 @@ static inline uint64_t rd_le(const uint8_t *p, unsigned n) {
 
 /* A counted length of `width` bytes (calc_binsize): lengths that do not fit
    Py_ssize_t are CPython's OverflowError; longer than the input: truncated. */
-static int read_count(ld *L, unsigned width, size_t *out) {
+static inline int read_count(ld *L, unsigned width, size_t *out) {
     if (need(L, width))
         return -1;
     uint64_t n = rd_le(L->p, width);
     L->p += width;
-    if (n > (uint64_t)INT64_MAX)
-        return fail(L, PKL_ERR_BAD_ARGUMENT, "length exceeds the maximum size (2^63-1)");
+    if (n > (uint64_t)INT64_MAX) /* CPython: OverflowError, beyond any Py_ssize_t size */
+        return fail(L, PKL_ERR_RESOURCE_LIMIT, "length exceeds the maximum size (2^63-1)");
     if (n > (uint64_t)(L->end - L->p))
         return truncated(L);
     *out = (size_t)n;
@@ -549,21 +587,20 @@ static bool bigtmp_i64(const bigtmp *b, int64_t *out) {
     return true;
 }
 
-/* Text argument of GET/PUT: PyLong_FromString(s, NULL, 10) + AsSsize_t. */
-static int parse_index(ld *L, const uint8_t *s, size_t len, int64_t *idx) {
+/* Text argument of GET/PUT: PyLong_FromString(s, NULL, 10) + AsSsize_t.
+   *fits is false when the value is outside Py_ssize_t (OverflowError). */
+static int parse_index(ld *L, const uint8_t *s, size_t len, int64_t *idx, bool *fits) {
     bigtmp b;
     int r = py_long(L, s, cstr_len(s, len), 10, &b);
     if (r == PL_NOMEM)
         return nomem(L);
     if (r == PL_LIMIT)
-        return fail(L, PKL_ERR_BAD_ARGUMENT,
-                    "memo index exceeds the limit of decimal digits (max_digits)");
+        return fail(L, PKL_ERR_RESOURCE_LIMIT,
+                    "memo index has more decimal digits than max_digits");
     if (r != PL_OK)
         return fail(L, PKL_ERR_BAD_ARGUMENT, "memo index is not a base-10 integer");
-    bool ok = bigtmp_i64(&b, idx);
+    *fits = bigtmp_i64(&b, idx);
     bigtmp_free(L, &b);
-    if (!ok)
-        return fail(L, PKL_ERR_BAD_ARGUMENT, "memo index too large for Py_ssize_t");
     return 0;
 }
 
@@ -916,7 +953,9 @@ static int op_int(ld *L) {
     int r = py_long(L, s, e, 0, &b);
     if (r == PL_NOMEM)
         return nomem(L);
-    if (r != PL_OK) /* CPython replaces every error here, the digit limit included */
+    if (r == PL_LIMIT) /* CPython says "could not convert": the cause is int_max_str_digits */
+        return fail(L, PKL_ERR_RESOURCE_LIMIT, "INT argument has more decimal digits than max_digits");
+    if (r != PL_OK)
         return fail(L, PKL_ERR_BAD_ARGUMENT, "could not convert INT argument to int");
     return push(L, make_int_from(L, &b));
 }
@@ -936,8 +975,7 @@ static int op_long(ld *L) {
     if (r == PL_NOMEM)
         return nomem(L);
     if (r == PL_LIMIT)
-        return fail(L, PKL_ERR_BAD_ARGUMENT,
-                    "LONG argument exceeds the limit of decimal digits (max_digits)");
+        return fail(L, PKL_ERR_RESOURCE_LIMIT, "LONG argument has more decimal digits than max_digits");
     if (r != PL_OK)
         return fail(L, PKL_ERR_BAD_ARGUMENT, "invalid literal for int() in LONG argument");
     return push(L, make_int_from(L, &b));
@@ -1046,7 +1084,7 @@ static int op_list(ld *L) {
     if (marker(L, &i))
         return -1;
     size_t n = L->sp - i;
-    pkl_val *v = pkl_node_new(L->doc, PKL_LIST);
+    pkl_val *v = pkl_node_fast(L->doc, PKL_LIST);
     if (!v)
         return nomem(L);
     if (n) {
@@ -1072,7 +1110,7 @@ static int op_dict(ld *L) {
     size_t j = L->sp;
     if ((j - i) % 2)
         return fail(L, PKL_ERR_STACK_UNDERFLOW, "odd number of items for DICT");
-    pkl_val *d = pkl_node_new(L->doc, PKL_DICT);
+    pkl_val *d = pkl_node_fast(L->doc, PKL_DICT);
     if (!d)
         return nomem(L);
     if (j > i) {
@@ -1588,7 +1626,14 @@ static int op_mark(ld *L) {
             ncap = L->lim.max_marks;
         if (ncap > SIZE_MAX / sizeof(size_t))
             return nomem(L);
-        size_t *nm = pkl_mem_realloc(L->doc, L->marks, L->mcap * sizeof *nm, ncap * sizeof *nm);
+        size_t *nm;
+        if (L->marks == L->marks_local) {
+            nm = pkl_mem_alloc(L->doc, ncap * sizeof *nm);
+            if (nm)
+                memcpy(nm, L->marks, L->nmarks * sizeof *nm);
+        } else {
+            nm = pkl_mem_realloc(L->doc, L->marks, L->mcap * sizeof *nm, ncap * sizeof *nm);
+        }
         if (!nm)
             return nomem(L);
         L->marks = nm;
@@ -1605,10 +1650,11 @@ static int op_get_text(ld *L) {
         return -1;
     if (len < 2)
         return fail(L, PKL_ERR_TRUNCATED, "GET argument is an empty line");
-    int64_t idx;
-    if (parse_index(L, s, len, &idx))
+    int64_t idx = -1;
+    bool fits;
+    if (parse_index(L, s, len, &idx, &fits))
         return -1;
-    pkl_val *v = idx < 0 ? NULL : memo_get(L, (uint64_t)idx);
+    pkl_val *v = !fits || idx < 0 ? NULL : memo_get(L, (uint64_t)idx);
     if (!v)
         return fail(L, PKL_ERR_MEMO_MISSING, "memo value not found at index");
     return push(L, v);
@@ -1634,12 +1680,15 @@ static int op_put_text(ld *L) {
         return fail(L, PKL_ERR_TRUNCATED, "PUT argument is an empty line");
     if (L->sp <= L->fence)
         return underflow(L);
-    int64_t idx;
-    if (parse_index(L, s, len, &idx))
+    int64_t idx = -1;
+    bool fits;
+    if (parse_index(L, s, len, &idx, &fits))
         return -1;
+    if (!fits)
+        return fail(L, PKL_ERR_RESOURCE_LIMIT, "PUT index does not fit Py_ssize_t");
     if (idx < 0)
         return fail(L, PKL_ERR_BAD_ARGUMENT, "negative PUT argument");
-    return memo_put(L, (uint64_t)idx, L->st[L->sp - 1]);
+    return memo_put_fast(L, (uint64_t)idx, L->st[L->sp - 1]);
 }
 
 static int op_put_bin(ld *L, unsigned width) {
@@ -1649,7 +1698,7 @@ static int op_put_bin(ld *L, unsigned width) {
     L->p += width;
     if (L->sp <= L->fence)
         return underflow(L);
-    return memo_put(L, idx, L->st[L->sp - 1]);
+    return memo_put_fast(L, idx, L->st[L->sp - 1]);
 }
 
 static int op_frame(ld *L) {
@@ -1658,7 +1707,7 @@ static int op_frame(ld *L) {
     uint64_t n = rd_le(L->p, 8);
     L->p += 8;
     if (n > (uint64_t)INT64_MAX)
-        return fail(L, PKL_ERR_BAD_ARGUMENT, "FRAME length exceeds the maximum size (2^63-1)");
+        return fail(L, PKL_ERR_RESOURCE_LIMIT, "FRAME length exceeds the maximum size (2^63-1)");
     if (n > (uint64_t)(L->end - L->p))
         return truncated(L); /* the frame must be present; its bounds are not enforced */
     return 0;
@@ -1723,7 +1772,7 @@ static int run(ld *L) {
                 r = push(L, pkl_make_float(doc, bits));
             }
             break;
-        case PKL_OP_EMPTY_LIST: r = push(L, pkl_node_new(doc, PKL_LIST)); break;
+        case PKL_OP_EMPTY_LIST: r = push(L, pkl_node_fast(doc, PKL_LIST)); break;
         case PKL_OP_APPEND: r = L->sp < L->fence + 2 ? underflow(L) : do_append(L, L->sp - 1); break;
         case PKL_OP_APPENDS: {
             size_t i;
@@ -1738,7 +1787,7 @@ static int run(ld *L) {
         case PKL_OP_TUPLE1: r = op_counted_tuple(L, 1); break;
         case PKL_OP_TUPLE2: r = op_counted_tuple(L, 2); break;
         case PKL_OP_TUPLE3: r = op_counted_tuple(L, 3); break;
-        case PKL_OP_EMPTY_DICT: r = push(L, pkl_node_new(doc, PKL_DICT)); break;
+        case PKL_OP_EMPTY_DICT: r = push(L, pkl_node_fast(doc, PKL_DICT)); break;
         case PKL_OP_DICT: r = op_dict(L); break;
         case PKL_OP_SETITEM: r = L->sp < 2 ? underflow(L) : do_setitems(L, L->sp - 2); break;
         case PKL_OP_SETITEMS: {
@@ -1748,7 +1797,7 @@ static int run(ld *L) {
                 r = do_setitems(L, i);
             break;
         }
-        case PKL_OP_EMPTY_SET: r = push(L, pkl_node_new(doc, PKL_SET)); break;
+        case PKL_OP_EMPTY_SET: r = push(L, pkl_node_fast(doc, PKL_SET)); break;
         case PKL_OP_ADDITEMS: r = op_additems(L); break;
         case PKL_OP_FROZENSET: r = op_frozenset(L); break;
         case PKL_OP_POP: r = op_pop(L); break;
@@ -1770,7 +1819,7 @@ static int run(ld *L) {
         case PKL_OP_BINPUT: r = op_put_bin(L, 1); break;
         case PKL_OP_LONG_BINPUT: r = op_put_bin(L, 4); break;
         case PKL_OP_MEMOIZE:
-            r = L->sp <= L->fence ? underflow(L) : memo_put(L, L->memo_len, L->st[L->sp - 1]);
+            r = L->sp <= L->fence ? underflow(L) : memo_put_fast(L, L->memo_len, L->st[L->sp - 1]);
             break;
         case PKL_OP_EXT1: r = op_ext(L, 1); break;
         case PKL_OP_EXT2: r = op_ext(L, 2); break;
@@ -1823,11 +1872,11 @@ static int run(ld *L) {
 
 static void free_scratch(ld *L) {
     pkl_doc *doc = L->doc;
-    if (L->st)
+    if (L->st != L->st_local)
         pkl_mem_free(doc, L->st, L->scap * sizeof *L->st);
-    if (L->marks)
+    if (L->marks != L->marks_local)
         pkl_mem_free(doc, L->marks, L->mcap * sizeof *L->marks);
-    if (L->memo)
+    if (L->memo != L->memo_local)
         pkl_mem_free(doc, L->memo, L->dcap * sizeof *L->memo);
     umap_free(doc, &L->smemo);
     umap_free(doc, &L->ext);
@@ -1840,9 +1889,16 @@ pkl_doc *pkl_load(const void *data, size_t len, const pkl_load_opts *opts, pkl_e
     if (!opts)
         opts = &defaults;
     ld L;
-    memset(&L, 0, sizeof L);
+    memset(&L, 0, offsetof(ld, st_local));
     L.o = opts;
     L.lim = opts->limits ? *opts->limits : pkl_limits_default();
+    L.st = L.st_local;
+    L.scap = L.lim.max_stack < LOCAL_LEN(L.st_local) ? L.lim.max_stack : LOCAL_LEN(L.st_local);
+    L.marks = L.marks_local;
+    L.mcap = L.lim.max_marks < LOCAL_LEN(L.marks_local) ? L.lim.max_marks : LOCAL_LEN(L.marks_local);
+    L.memo = L.memo_local;
+    L.dcap = LOCAL_LEN(L.memo_local);
+    memset(L.memo_local, 0, sizeof L.memo_local);
     if (err) {
         err->code = PKL_OK;
         err->msg = NULL;

@@ -17,6 +17,21 @@
  * effect the table cannot express (memo access, PROTO, FRAME, POP of a mark,
  * STOP) are named through the PKL_OP_* constants generated from that table.
  *
+ * Output, one line per opcode, pickletools' layout plus a stack count:
+ *
+ *     13: (    MARK                                          ; stack 1
+ *     14: K        BININT1    1                              ; stack 2
+ *     25: \x8c     SHORT_BINUNICODE 'ab' (2 bytes)           ; stack 4
+ *     29: e    APPENDS    (MARK at 13)                       ; stack 1
+ *
+ * offset, opcode byte, one indent per open mark, name, argument (counted ones
+ * with their length, anything past DIS_SHOW characters cut with "..."),
+ * "(MARK at N)" / "(as N)" / "(redefined)", and the items on the stack after
+ * the opcode. Then either a summary ("highest protocol among opcodes = N",
+ * trailing bytes, leftovers) or a last line "fault at POS: CLASS: MESSAGE",
+ * where POS is the opcode's offset, or the input's length when the input
+ * ended too soon.
+ *
  * Memory: two growable arrays, both capped (marks, memo bitmap). Past a cap
  * the corresponding checks are switched off with a note line, never a fault,
  * so any input length can be disassembled in bounded memory. Output goes
@@ -435,8 +450,16 @@ static int parse_decimal(const uint8_t *s, size_t len, int *neg, uint64_t *v, in
  * Argument rendering (Python repr-like, ASCII only, abbreviated)
  *----------------------------------------------------------------------------*/
 
-/* Which quote Python's repr would pick for these bytes. */
+/* Which quote Python's repr would pick for these bytes. Only a prefix is
+   looked at: past DIS_QUOTE_SCAN bytes the text has more than DIS_SHOW code
+   points in every encoding used here (at most 10 bytes each, for \UXXXXXXXX)
+   and is abbreviated anyway, and a 1 GB argument must not cost a scan. */
+#define DIS_QUOTE_SCAN (16 * DIS_SHOW)
 static char pick_quote(const uint8_t *s, size_t len, const uint8_t *s2, size_t len2) {
+    if (len > DIS_QUOTE_SCAN)
+        len = DIS_QUOTE_SCAN;
+    if (len2 > DIS_QUOTE_SCAN)
+        len2 = DIS_QUOTE_SCAN;
     int sq = memchr(s, '\'', len) || (s2 && memchr(s2, '\'', len2));
     int dq = memchr(s, '"', len) || (s2 && memchr(s2, '"', len2));
     return sq && !dq ? '"' : '\'';
@@ -507,7 +530,7 @@ static void put_quoted(line *l, const char *prefix, const char *suffix, const ui
     if (used < len)
         ln_puts(l, "...");
     if (counted || used < len)
-        ln_printf(l, " (%zu bytes)", len);
+        ln_printf(l, " (%zu byte%s)", len, len == 1 ? "" : "s");
 }
 
 /* Text lines of numbers print bare when they are plain ASCII tokens. */
@@ -550,8 +573,8 @@ static void put_float(line *l, double x) {
     int neg = *c == '-';
     if (neg)
         c++;
-    for (; *c && *c != 'e'; c++)
-        if (*c != '.')
+    for (; *c && *c != 'e'; c++) /* skips the decimal point, whatever the locale's */
+        if (*c >= '0' && *c <= '9')
             digits[nd++] = *c;
     int exp = atoi(c + 1);
     while (nd > 1 && digits[nd - 1] == '0')
@@ -764,7 +787,7 @@ static void put_arg(line *l, const pkl_opinfo *op, const arg *a) {
     case PKL_ARG_LONG1:
     case PKL_ARG_LONG4:
         put_long(l, a->s, a->len);
-        ln_printf(l, " (%zu bytes)", a->len);
+        ln_printf(l, " (%zu byte%s)", a->len, a->len == 1 ? "" : "s");
         break;
     case PKL_ARG_STRING1:
     case PKL_ARG_STRING4:

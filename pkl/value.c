@@ -95,23 +95,43 @@ void *pkl_arena_alloc(pkl_doc *doc, size_t size) {
  * Documents and nodes
  *============================================================================*/
 
+/* A document is one allocation holding the header, a small chunk table,
+   the first node chunk and the first arena block, so a small pickle costs
+   a single malloc/free pair. */
+#define DOC_CHUNKS_INLINE 8u
+#define DOC_ARENA0 4096u
+typedef struct doc_block {
+    pkl_doc doc; /* first: a pkl_doc * is a doc_block * */
+    pkl_val *chunk_tab[DOC_CHUNKS_INLINE];
+    pkl_val chunk0[PKL_CHUNK];
+    uint64_t arena0[DOC_ARENA0 / 8];
+} doc_block;
+
 /* Returns a new empty document owned by the caller (pkl_doc_free), or NULL
-   when the allocator fails or max_alloc cannot hold the document header. */
+   when the allocator fails or max_alloc cannot hold the document block. */
 pkl_doc *pkl_doc_new(const pkl_alc *alc, const pkl_limits *limits) {
     if (!alc)
         alc = pkl_alc_libc();
     pkl_limits lim = limits ? *limits : pkl_limits_default();
-    if (lim.max_alloc < sizeof(pkl_doc))
+    if (lim.max_alloc < sizeof(doc_block))
         return NULL;
-    pkl_doc *d = alc->malloc(alc->ctx, sizeof *d);
-    if (!d)
+    doc_block *b = alc->malloc(alc->ctx, sizeof *b);
+    if (!b)
         return NULL;
+    pkl_doc *d = &b->doc;
     memset(d, 0, sizeof *d);
     d->alc = *alc;
-    d->held = sizeof *d;
+    d->held = sizeof *b;
     d->max_alloc = lim.max_alloc;
     d->max_nodes = lim.max_nodes < UINT32_MAX ? lim.max_nodes : UINT32_MAX;
-    d->arena_next = ARENA_FIRST;
+    d->chunks = b->chunk_tab;
+    d->chunks_cap = DOC_CHUNKS_INLINE;
+    d->chunks[0] = b->chunk0;
+    d->nchunks = 1;
+    d->node_avail = d->max_nodes < PKL_CHUNK ? d->max_nodes : PKL_CHUNK;
+    d->arena_ptr = (char *)b->arena0;
+    d->arena_left = sizeof b->arena0;
+    d->arena_next = 2 * DOC_ARENA0;
     return d;
 }
 
@@ -124,9 +144,16 @@ pkl_val *pkl_node_new(pkl_doc *doc, pkl_kind kind) {
     size_t c = i / PKL_CHUNK;
     if (c >= doc->nchunks) {
         if (doc->nchunks == doc->chunks_cap) {
-            size_t ncap = doc->chunks_cap ? doc->chunks_cap * 2 : 8;
-            pkl_val **nc = pkl_mem_realloc(doc, doc->chunks, doc->chunks_cap * sizeof *nc,
-                                           ncap * sizeof *nc);
+            size_t ncap = doc->chunks_cap * 2;
+            pkl_val **nc;
+            if (doc->chunks == ((doc_block *)doc)->chunk_tab) {
+                nc = pkl_mem_alloc(doc, ncap * sizeof *nc);
+                if (nc)
+                    memcpy(nc, doc->chunks, doc->nchunks * sizeof *nc);
+            } else {
+                nc = pkl_mem_realloc(doc, doc->chunks, doc->chunks_cap * sizeof *nc,
+                                     ncap * sizeof *nc);
+            }
             if (!nc)
                 return NULL;
             doc->chunks = nc;
@@ -136,6 +163,8 @@ pkl_val *pkl_node_new(pkl_doc *doc, pkl_kind kind) {
         if (!chunk)
             return NULL;
         doc->chunks[doc->nchunks++] = chunk;
+        size_t avail = doc->nchunks * (size_t)PKL_CHUNK;
+        doc->node_avail = avail < doc->max_nodes ? avail : doc->max_nodes;
     }
     pkl_val *v = &doc->chunks[c][i % PKL_CHUNK];
     memset(v, 0, sizeof *v);
@@ -150,7 +179,7 @@ pkl_val *pkl_node_new(pkl_doc *doc, pkl_kind kind) {
 void pkl_doc_free(pkl_doc *doc) {
     if (!doc)
         return;
-    for (size_t i = 0; i < doc->nnodes; i++) {
+    for (size_t i = 0; doc->heap_payloads && i < doc->nnodes; i++) {
         pkl_val *v = pkl_doc_node(doc, i);
         switch ((pkl_kind)v->kind) {
         case PKL_BYTEARRAY:
@@ -158,13 +187,13 @@ void pkl_doc_free(pkl_doc *doc) {
                 pkl_mem_free(doc, v->u.bytes.data, v->u.bytes.cap);
             break;
         case PKL_LIST:
-            if (v->u.seq.cap)
+            if (v->u.seq.cap && !(v->flags & PKL_F_ARENA))
                 pkl_mem_free(doc, v->u.seq.items, v->u.seq.cap * sizeof(pkl_val *));
             break;
         case PKL_DICT:
         case PKL_SET:
         case PKL_FROZENSET:
-            if (v->u.map.cap)
+            if (v->u.map.cap && !(v->flags & PKL_F_ARENA))
                 pkl_mem_free(doc, v->u.map.kv, v->u.map.cap * sizeof(pkl_val *));
             if (v->u.map.index)
                 pkl_mem_free(doc, v->u.map.index, v->u.map.index_cap * sizeof(uint32_t));
@@ -182,9 +211,10 @@ void pkl_doc_free(pkl_doc *doc) {
             break;
         }
     }
-    for (size_t c = 0; c < doc->nchunks; c++)
+    doc_block *blk = (doc_block *)doc;
+    for (size_t c = 1; c < doc->nchunks; c++)
         pkl_mem_free(doc, doc->chunks[c], (size_t)PKL_CHUNK * sizeof(pkl_val));
-    if (doc->chunks)
+    if (doc->chunks != blk->chunk_tab)
         pkl_mem_free(doc, doc->chunks, doc->chunks_cap * sizeof(pkl_val *));
     if (doc->globals_index) {
         pkl_mem_free(doc, doc->globals_index, doc->globals_cap * sizeof(uint32_t));
@@ -226,9 +256,31 @@ pkl_val *pkl_bool(pkl_doc *doc, bool b) {
     return *slot;
 }
 
-/* Returns a new INT node owned by doc; NULL on failure. */
+#define SMALL_INT_MIN (-5)
+#define SMALL_INT_MAX 256
+
+/* Returns an INT node owned by doc; NULL on failure. Like CPython, small
+   values share one node per document (only once the document outgrew its
+   first chunk, so tiny pickles skip the table): int identity is not
+   observable in canonical text. */
 pkl_val *pkl_make_int(pkl_doc *doc, int64_t v) {
-    pkl_val *n = pkl_node_new(doc, PKL_INT);
+    if (v >= SMALL_INT_MIN && v <= SMALL_INT_MAX && doc->nnodes >= PKL_CHUNK) {
+        if (!doc->small_ints) {
+            size_t n = SMALL_INT_MAX - SMALL_INT_MIN + 1;
+            doc->small_ints = pkl_arena_alloc(doc, n * sizeof(pkl_val *));
+            if (!doc->small_ints)
+                return NULL;
+            memset(doc->small_ints, 0, n * sizeof(pkl_val *));
+        }
+        pkl_val **slot = &doc->small_ints[v - SMALL_INT_MIN];
+        if (!*slot) {
+            *slot = pkl_node_fast(doc, PKL_INT);
+            if (*slot)
+                (*slot)->u.i = v;
+        }
+        return *slot;
+    }
+    pkl_val *n = pkl_node_fast(doc, PKL_INT);
     if (n)
         n->u.i = v;
     return n;
@@ -236,7 +288,7 @@ pkl_val *pkl_make_int(pkl_doc *doc, int64_t v) {
 
 /* Returns a new FLOAT node owned by doc; NULL on failure. */
 pkl_val *pkl_make_float(pkl_doc *doc, uint64_t bits) {
-    pkl_val *n = pkl_node_new(doc, PKL_FLOAT);
+    pkl_val *n = pkl_node_fast(doc, PKL_FLOAT);
     if (n)
         n->u.fbits = bits;
     return n;
@@ -258,7 +310,7 @@ pkl_val *pkl_make_int_mag(pkl_doc *doc, const uint8_t *be, size_t n, bool neg) {
         if (neg && m <= (uint64_t)INT64_MAX + 1u)
             return pkl_make_int(doc, m == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)m);
     }
-    pkl_val *v = pkl_node_new(doc, PKL_INT);
+    pkl_val *v = pkl_node_fast(doc, PKL_INT);
     if (!v)
         return NULL;
     char *data = pkl_arena_alloc(doc, n);
@@ -312,7 +364,7 @@ pkl_val *pkl_make_int_le(pkl_doc *doc, const uint8_t *le, size_t n) {
     size_t mlen = top + 1 - skip;
     if (mlen <= 8) /* e.g. a zero-padded encoding of a small value */
         return pkl_make_int_mag(doc, be + skip, mlen, neg);
-    pkl_val *v = pkl_node_new(doc, PKL_INT);
+    pkl_val *v = pkl_node_fast(doc, PKL_INT);
     if (!v)
         return NULL;
     v->flags = PKL_F_BIG | (neg ? PKL_F_BIGNEG : 0);
@@ -324,14 +376,14 @@ pkl_val *pkl_make_int_le(pkl_doc *doc, const uint8_t *le, size_t n) {
 /* Returns a new STR/BYTES/BYTEARRAY node with `len` bytes for the caller to
    fill; node and bytes owned by doc. NULL on failure. */
 pkl_val *pkl_make_bytes_uninit(pkl_doc *doc, pkl_kind kind, size_t len) {
-    pkl_val *v = pkl_node_new(doc, kind);
+    pkl_val *v = pkl_node_fast(doc, kind);
     if (!v)
         return NULL;
     if (len == 0) {
         v->u.bytes.data = empty_payload;
         return v;
     }
-    char *data = pkl_arena_alloc(doc, len);
+    char *data = pkl_arena_fast(doc, len);
     if (!data)
         return NULL;
     v->u.bytes.data = data;
@@ -384,6 +436,7 @@ pkl_code pkl_bytes_append(pkl_doc *doc, pkl_val *ba, const uint8_t *data, size_t
         }
         if (!nd)
             return PKL_ERR_RESOURCE_LIMIT;
+        doc->heap_payloads = true;
         ba->u.bytes.data = nd;
         ba->u.bytes.cap = ncap;
     }
@@ -405,7 +458,7 @@ pkl_val *pkl_make_tuple(pkl_doc *doc, pkl_val *const *items, size_t n) {
     pkl_val *v = pkl_node_new(doc, PKL_TUPLE);
     if (!v)
         return NULL;
-    pkl_val **arr = pkl_arena_alloc(doc, n * sizeof *arr);
+    pkl_val **arr = pkl_arena_fast(doc, n * sizeof *arr);
     if (!arr)
         return NULL;
     memcpy(arr, items, n * sizeof *arr);
@@ -420,7 +473,7 @@ pkl_val *pkl_make_stub(pkl_doc *doc, pkl_kind kind) {
     pkl_val *v = pkl_node_new(doc, kind);
     if (!v)
         return NULL;
-    pkl_stub *s = pkl_arena_alloc(doc, sizeof *s);
+    pkl_stub *s = pkl_arena_fast(doc, sizeof *s);
     if (!s)
         return NULL;
     memset(s, 0, sizeof *s);
@@ -823,6 +876,76 @@ static bool next_candidate(const pkl_val *s, uint64_t h, size_t *cur, const pkl_
     return false;
 }
 
+/* Pairs of compound nodes already proven equal during one comparison, so a
+   DAG with shared subtrees (t = (t', t') many levels deep) is compared in
+   time linear in its node count, not in its path count. Best effort: when
+   memory is short the cache is simply not used. */
+typedef struct {
+    uint64_t *keys; /* ((a->idx + 1) << 32 | b->idx), 0 = empty */
+    size_t cap, len;
+} pairset;
+
+static inline uint64_t pair_key(const pkl_val *a, const pkl_val *b) {
+    return ((uint64_t)a->idx + 1) << 32 | b->idx;
+}
+
+static bool pair_has(const pairset *ps, const pkl_val *a, const pkl_val *b) {
+    if (!ps->len)
+        return false;
+    uint64_t k = pair_key(a, b);
+    size_t mask = ps->cap - 1, i = (size_t)mix64(k) & mask;
+    while (ps->keys[i]) {
+        if (ps->keys[i] == k)
+            return true;
+        i = (i + 1) & mask;
+    }
+    return false;
+}
+
+static void *eq_alloc(pkl_doc *doc, size_t n) {
+    const pkl_alc *libc = pkl_alc_libc();
+    return doc ? pkl_mem_alloc(doc, n) : libc->malloc(libc->ctx, n);
+}
+
+static void eq_free(pkl_doc *doc, void *p, size_t n) {
+    const pkl_alc *libc = pkl_alc_libc();
+    if (doc)
+        pkl_mem_free(doc, p, n);
+    else
+        libc->free(libc->ctx, p);
+}
+
+static void pair_add(pkl_doc *doc, pairset *ps, const pkl_val *a, const pkl_val *b) {
+    if ((ps->len + 1) * 2 > ps->cap) {
+        size_t ncap = ps->cap ? ps->cap * 2 : 64;
+        uint64_t *nk = eq_alloc(doc, ncap * sizeof *nk);
+        if (!nk)
+            return;
+        memset(nk, 0, ncap * sizeof *nk);
+        for (size_t i = 0; i < ps->cap; i++) {
+            if (!ps->keys[i])
+                continue;
+            size_t j = (size_t)mix64(ps->keys[i]) & (ncap - 1);
+            while (nk[j])
+                j = (j + 1) & (ncap - 1);
+            nk[j] = ps->keys[i];
+        }
+        if (ps->keys)
+            eq_free(doc, ps->keys, ps->cap * sizeof *ps->keys);
+        ps->keys = nk;
+        ps->cap = ncap;
+    }
+    uint64_t k = pair_key(a, b);
+    size_t mask = ps->cap - 1, i = (size_t)mix64(k) & mask;
+    while (ps->keys[i]) {
+        if (ps->keys[i] == k)
+            return;
+        i = (i + 1) & mask;
+    }
+    ps->keys[i] = k;
+    ps->len++;
+}
+
 /* The explicit-stack equality machine. doc == NULL: scratch from libc. */
 static pkl_code eq_machine(pkl_doc *doc, const pkl_val *a0, const pkl_val *b0, bool *out) {
     eqres s0 = shallow_eq(a0, b0);
@@ -836,6 +959,8 @@ static pkl_code eq_machine(pkl_doc *doc, const pkl_val *a0, const pkl_val *b0, b
     const pkl_alc *libc = pkl_alc_libc();
     pkl_code rc = PKL_OK;
     bool r = false, have_r = false;
+    pairset known = {NULL, 0, 0};
+    size_t decided_true = 0;
     st[n++] = (eqframe){a0, b0, 0, 0};
     while (n) {
         eqframe *f = &st[n - 1];
@@ -861,7 +986,7 @@ static pkl_code eq_machine(pkl_doc *doc, const pkl_val *a0, const pkl_val *b0, b
                 if (s == EQ_NO) {
                     decided = true;
                     verdict = false;
-                } else if (s == EQ_DEEP) {
+                } else if (s == EQ_DEEP && !pair_has(&known, p, q)) {
                     x = p;
                     y = q;
                 }
@@ -886,7 +1011,7 @@ static pkl_code eq_machine(pkl_doc *doc, const pkl_val *a0, const pkl_val *b0, b
                 bool found = false;
                 while (next_candidate(f->b, h, &f->j, &q)) {
                     eqres s = shallow_eq(p, q);
-                    if (s == EQ_YES) {
+                    if (s == EQ_YES || (s == EQ_DEEP && pair_has(&known, p, q))) {
                         found = true;
                         break;
                     }
@@ -908,6 +1033,8 @@ static pkl_code eq_machine(pkl_doc *doc, const pkl_val *a0, const pkl_val *b0, b
             }
         }
         if (decided) {
+            if (verdict && ++decided_true > 64)
+                pair_add(doc, &known, f->a, f->b);
             n--;
             r = verdict;
             have_r = true;
@@ -936,12 +1063,10 @@ static pkl_code eq_machine(pkl_doc *doc, const pkl_val *a0, const pkl_val *b0, b
     }
     *out = r;
 done:
-    if (st != local) {
-        if (doc)
-            pkl_mem_free(doc, st, cap * sizeof *st);
-        else
-            libc->free(libc->ctx, st);
-    }
+    if (st != local)
+        eq_free(doc, st, cap * sizeof *st);
+    if (known.keys)
+        eq_free(doc, known.keys, known.cap * sizeof *known.keys);
     return rc;
 }
 
@@ -962,23 +1087,50 @@ bool pkl_equal(const pkl_val *a, const pkl_val *b) {
  * Containers
  *============================================================================*/
 
+/* Grows an item array (LIST items, map entries) to hold `need` pointers.
+   A first allocation is sized exactly and taken from the arena; growth
+   moves it to a doubling heap block. */
+static pkl_code grow_ptrs(pkl_doc *doc, pkl_val *v, pkl_val ***arr, size_t *cap, size_t used,
+                          size_t need, size_t first_min) {
+    if (need <= *cap)
+        return PKL_OK;
+    if (need > SIZE_MAX / sizeof(pkl_val *) / 4)
+        return PKL_ERR_RESOURCE_LIMIT;
+    if (*cap == 0) {
+        size_t n = need < first_min ? first_min : need;
+        pkl_val **a = pkl_arena_fast(doc, n * sizeof *a);
+        if (!a)
+            return PKL_ERR_RESOURCE_LIMIT;
+        *arr = a;
+        *cap = n;
+        v->flags |= PKL_F_ARENA;
+        return PKL_OK;
+    }
+    size_t ncap = *cap * 2;
+    if (ncap < need)
+        ncap = need;
+    pkl_val **a;
+    if (v->flags & PKL_F_ARENA) {
+        a = pkl_mem_alloc(doc, ncap * sizeof *a);
+        if (a && used)
+            memcpy(a, *arr, used * sizeof *a);
+    } else {
+        a = pkl_mem_realloc(doc, *arr, *cap * sizeof *a, ncap * sizeof *a);
+    }
+    if (!a)
+        return PKL_ERR_RESOURCE_LIMIT;
+    doc->heap_payloads = true;
+    v->flags &= (uint8_t)~PKL_F_ARENA;
+    *arr = a;
+    *cap = ncap;
+    return PKL_OK;
+}
+
 pkl_code pkl_seq_reserve(pkl_doc *doc, pkl_val *seq, size_t extra) {
     size_t len = seq->u.seq.len;
     if (extra > SIZE_MAX / sizeof(pkl_val *) / 4 - len)
         return PKL_ERR_RESOURCE_LIMIT;
-    size_t need = len + extra;
-    if (need <= seq->u.seq.cap)
-        return PKL_OK;
-    size_t ncap = seq->u.seq.cap ? seq->u.seq.cap : 4;
-    while (ncap < need)
-        ncap *= 2;
-    pkl_val **ni = pkl_mem_realloc(doc, seq->u.seq.cap ? seq->u.seq.items : NULL,
-                                   seq->u.seq.cap * sizeof *ni, ncap * sizeof *ni);
-    if (!ni)
-        return PKL_ERR_RESOURCE_LIMIT;
-    seq->u.seq.items = ni;
-    seq->u.seq.cap = ncap;
-    return PKL_OK;
+    return grow_ptrs(doc, seq, &seq->u.seq.items, &seq->u.seq.cap, len, len + extra, 4);
 }
 
 /* Appends to a LIST (its item array is a heap block owned by doc). */
@@ -997,20 +1149,15 @@ static inline size_t map_stride(const pkl_val *m) { return m->kind == PKL_DICT ?
 /* Grows the entry array of a map to hold `need` entries. */
 static pkl_code map_grow_kv(pkl_doc *doc, pkl_val *m, size_t need) {
     size_t stride = map_stride(m);
-    if (need > UINT32_MAX - 2 || need > SIZE_MAX / sizeof(pkl_val *) / 4)
-        return PKL_ERR_RESOURCE_LIMIT;
-    if (need * stride <= m->u.map.cap)
-        return PKL_OK;
-    size_t ncap = m->u.map.cap ? m->u.map.cap : 4 * stride;
-    while (ncap < need * stride)
-        ncap *= 2;
-    pkl_val **nk = pkl_mem_realloc(doc, m->u.map.cap ? m->u.map.kv : NULL,
-                                   m->u.map.cap * sizeof *nk, ncap * sizeof *nk);
-    if (!nk)
-        return PKL_ERR_RESOURCE_LIMIT;
-    m->u.map.kv = nk;
-    m->u.map.cap = ncap;
-    return PKL_OK;
+    if (need > (UINT32_MAX - 2) / 2)
+        return PKL_ERR_RESOURCE_LIMIT; /* cap (pointers) must fit 32 bits */
+    size_t cap = m->u.map.cap;
+    pkl_code rc = grow_ptrs(doc, m, &m->u.map.kv, &cap, m->u.map.len * stride, need * stride,
+                            4 * stride);
+    if (cap > UINT32_MAX)
+        cap = UINT32_MAX; /* unreachable: need * stride < 2^32, ncap = max(2 cap, need) */
+    m->u.map.cap = (uint32_t)cap;
+    return rc;
 }
 
 /* Rebuilds the open-addressing index with room for `entries` entries.
@@ -1019,6 +1166,8 @@ static pkl_code map_build_index(pkl_doc *doc, pkl_val *m, size_t entries) {
     size_t icap = 16;
     while (icap < entries * 2)
         icap *= 2;
+    if (icap > UINT32_MAX)
+        return PKL_ERR_RESOURCE_LIMIT;
     size_t stride = map_stride(m);
     for (size_t e = 0; e < m->u.map.len; e++) {
         uint64_t h;
@@ -1031,6 +1180,7 @@ static pkl_code map_build_index(pkl_doc *doc, pkl_val *m, size_t entries) {
     uint32_t *idx = pkl_mem_alloc(doc, icap * sizeof *idx);
     if (!idx)
         return PKL_ERR_RESOURCE_LIMIT;
+    doc->heap_payloads = true;
     memset(idx, 0, icap * sizeof *idx);
     size_t mask = icap - 1;
     for (size_t e = 0; e < m->u.map.len; e++) {
@@ -1042,7 +1192,7 @@ static pkl_code map_build_index(pkl_doc *doc, pkl_val *m, size_t entries) {
     if (m->u.map.index)
         pkl_mem_free(doc, m->u.map.index, m->u.map.index_cap * sizeof(uint32_t));
     m->u.map.index = idx;
-    m->u.map.index_cap = icap;
+    m->u.map.index_cap = (uint32_t)icap;
     return PKL_OK;
 }
 
@@ -1147,8 +1297,42 @@ static pkl_code map_find(pkl_doc *doc, pkl_val *m, pkl_val *key, size_t *pos, si
 }
 
 /* Inserts or replaces; never partially applied. */
+static inline uint64_t str_hash(pkl_val *v) {
+    if (!(v->flags & PKL_F_HASHED)) {
+        v->hash = quick_hash(v);
+        v->flags |= PKL_F_HASHED;
+    }
+    return v->hash;
+}
+
 static pkl_code map_put(pkl_doc *doc, pkl_val *m, pkl_val *key, pkl_val *value) {
     pkl_kind kk = (pkl_kind)key->kind;
+    if (kk == PKL_STR && !m->u.map.index) {
+        /* the common case: a str key in a small map. A str equals only a
+           str, so compare cached hashes, then the bytes. */
+        size_t stride = m->kind == PKL_DICT ? 2 : 1;
+        size_t len = m->u.map.len;
+        pkl_val **kv = m->u.map.kv;
+        uint64_t h = str_hash(key);
+        for (size_t e = 0; e < len; e++) {
+            pkl_val *k = kv[e * stride];
+            if (k == key || (k->kind == PKL_STR && str_hash(k) == h &&
+                             k->u.bytes.len == key->u.bytes.len &&
+                             memcmp(k->u.bytes.data, key->u.bytes.data, key->u.bytes.len) == 0)) {
+                if (stride == 2)
+                    kv[e * 2 + 1] = value;
+                return PKL_OK;
+            }
+        }
+        if (len < PKL_MAP_LINEAR && (len + 1) * stride <= m->u.map.cap) {
+            kv[len * stride] = key;
+            if (stride == 2)
+                kv[len * stride + 1] = value;
+            m->u.map.len = len + 1;
+            return PKL_OK;
+        }
+        /* growth or switch to an index: the general path below */
+    }
     if (kind_unhashable(kk))
         return PKL_ERR_TYPE_ERROR;
     if (kind_compound_hash(kk)) { /* validate hashability (and cache) first */
@@ -1224,13 +1408,14 @@ pkl_val *pkl_dict_copy(pkl_doc *doc, const pkl_val *dict) {
     size_t len = dict->u.map.len;
     if (len == 0)
         return d;
-    if (map_grow_kv(doc, d, len))
+    if (map_grow_kv(doc, d, len)) /* exact, in the arena */
         return NULL;
     memcpy(d->u.map.kv, dict->u.map.kv, 2 * len * sizeof(pkl_val *));
     if (dict->u.map.index) {
         uint32_t *idx = pkl_mem_alloc(doc, dict->u.map.index_cap * sizeof *idx);
         if (!idx)
             return NULL;
+        doc->heap_payloads = true;
         memcpy(idx, dict->u.map.index, dict->u.map.index_cap * sizeof *idx);
         d->u.map.index = idx;
         d->u.map.index_cap = dict->u.map.index_cap;
@@ -1249,6 +1434,7 @@ pkl_code pkl_stub_mutate(pkl_doc *doc, pkl_val *stub, pkl_mutkind kind, pkl_val 
                                       s->muts_cap * sizeof *nm, ncap * sizeof *nm);
         if (!nm)
             return PKL_ERR_RESOURCE_LIMIT;
+        doc->heap_payloads = true;
         s->muts = nm;
         s->muts_cap = ncap;
     }

@@ -10,12 +10,15 @@
 #ifndef PKL_VALUE_H
 #define PKL_VALUE_H
 
+#include <string.h>
+
 #include "pkl.h"
 
 /* Node flags. */
 #define PKL_F_BIGNEG  0x01u /* INT with a big magnitude: negative */
 #define PKL_F_BIG     0x02u /* INT stored as a big magnitude in u.bytes */
 #define PKL_F_HASHED  0x04u /* `hash` holds the cached hash */
+#define PKL_F_ARENA   0x08u /* LIST/DICT/SET/FROZENSET: the item array is in the arena (value.c) */
 
 typedef struct pkl_mut {
     uint8_t kind; /* pkl_mutkind */
@@ -50,8 +53,9 @@ struct pkl_val {
                                                           INT|PKL_F_BIG (magnitude, big-endian, no leading 0) */
         struct { pkl_val **items; size_t len, cap; } seq;           /* LIST, TUPLE */
         struct {                                                    /* DICT: kv[2i] key, kv[2i+1] value;   */
-            pkl_val **kv; size_t len, cap;                          /* SET/FROZENSET use kv[i] as elements; cap counts pointers */
-            uint32_t *index; size_t index_cap;                      /* open-addressing table of entry+1, 0 = empty */
+            pkl_val **kv; size_t len;                               /* SET/FROZENSET use kv[i] as elements */
+            uint32_t *index;                                        /* open-addressing table of entry+1, 0 = empty */
+            uint32_t cap, index_cap;                                /* pointers in kv, slots in index */
         } map;
         pkl_stub *stub;                                /* GLOBAL, CALL, NEW, PERSID, MEMORYVIEW, BUFFER */
     } u;
@@ -78,22 +82,27 @@ struct pkl_doc {
     char *arena_ptr;             /* next free byte of the current block */
     size_t arena_left;           /* bytes left in the current block */
     size_t arena_next;           /* size of the next block to allocate */
+    size_t node_avail;           /* node slots in allocated chunks (<= max_nodes) */
+    bool heap_payloads;          /* some node owns a heap block (pkl_doc_free must look) */
+    pkl_val **small_ints;        /* shared INT nodes -5..256 once the document is big (arena) */
 };
 
-#define PKL_CHUNK 4096u
+#define PKL_CHUNK 512u /* nodes per chunk (28 KiB): the first chunk lives in the document block */
 
 /* Payload ownership (how pkl_doc_free releases a node's storage):
  *  - STR, BYTES, big INT payloads, TUPLE item arrays, pkl_stub records and
  *    GLOBAL module/name strings live in the document's arena (freed with it).
  *  - BYTEARRAY: u.bytes.cap == 0 means the data lives in the arena; cap > 0
  *    means a heap block of `cap` bytes (after the bytearray grew).
- *  - LIST: u.seq.items is a heap block of u.seq.cap pointers.
- *  - DICT, SET, FROZENSET: u.map.kv is a heap block of u.map.cap pointers
- *    (a dict uses two per entry), u.map.index a heap block of index_cap
- *    uint32_t (NULL while the map has at most PKL_MAP_LINEAR entries).
+ *  - LIST: u.seq.items holds u.seq.cap pointers: in the arena when the
+ *    node has PKL_F_ARENA (sized exactly when first filled), else a heap block.
+ *  - DICT, SET, FROZENSET: u.map.kv holds u.map.cap pointers (a dict uses
+ *    two per entry), in the arena under PKL_F_ARENA, else a heap block;
+ *    u.map.index is a heap block of index_cap uint32_t (NULL while the map
+ *    has at most PKL_MAP_LINEAR entries).
  *  - stub muts: heap block of muts_cap records.
  * An empty payload may point at a static empty string; never write to it. */
-#define PKL_MAP_LINEAR 8u
+#define PKL_MAP_LINEAR 16u
 
 /* ---- accounting allocation (all fail cleanly: NULL, err = resource-limit) */
 void *pkl_mem_alloc(pkl_doc *doc, size_t size);
@@ -107,6 +116,19 @@ pkl_doc *pkl_doc_new(const pkl_alc *alc, const pkl_limits *limits);
 /* Returns a fresh zeroed node of `kind`, owned by doc; NULL past max_nodes
    or on allocation failure. */
 pkl_val *pkl_node_new(pkl_doc *doc, pkl_kind kind);
+/* Inline fast path of pkl_node_new (same contract). */
+static inline pkl_val *pkl_node_fast(pkl_doc *doc, pkl_kind kind) {
+    size_t i = doc->nnodes;
+    if (i < doc->node_avail) {
+        pkl_val *v = &doc->chunks[i / PKL_CHUNK][i % PKL_CHUNK];
+        memset(v, 0, sizeof *v);
+        v->kind = (uint8_t)kind;
+        v->idx = (uint32_t)i;
+        doc->nnodes = i + 1;
+        return v;
+    }
+    return pkl_node_new(doc, kind);
+}
 /* Iterate over all nodes in creation order without recursion. */
 static inline pkl_val *pkl_doc_node(const pkl_doc *doc, size_t i) {
     return &((pkl_val *)doc->chunks[i / PKL_CHUNK])[i % PKL_CHUNK];
@@ -145,6 +167,17 @@ bool pkl_equal(const pkl_val *a, const pkl_val *b);
 /* Returns `size` bytes (8-byte aligned) from the document arena, owned by
    the document and freed with it; NULL on allocation failure or max_alloc. */
 void *pkl_arena_alloc(pkl_doc *doc, size_t size);
+/* Inline fast path of pkl_arena_alloc (same contract). */
+static inline void *pkl_arena_fast(pkl_doc *doc, size_t size) {
+    size_t need = (size + 7u) & ~(size_t)7u;
+    if (size - 1u < doc->arena_left && need <= doc->arena_left) {
+        char *p = doc->arena_ptr;
+        doc->arena_ptr += need;
+        doc->arena_left -= need;
+        return p;
+    }
+    return pkl_arena_alloc(doc, size);
+}
 /* Shared singletons (created on first use, owned by doc); NULL on failure. */
 pkl_val *pkl_none(pkl_doc *doc);
 pkl_val *pkl_bool(pkl_doc *doc, bool b);

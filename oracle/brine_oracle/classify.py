@@ -12,7 +12,8 @@ Two steps:
    exception that cannot be told apart by its message alone.  They use what
    the loader observed (see :class:`LoadInfo`): for the Python unpickler the
    pickle.py function the exception came from, whether a read came back short
-   and the last text line read; for the C unpickler the input position.
+   and the last text line read; for the C unpickler a rerun (through a
+   plain file, for the input position, or with the Python unpickler).
 2. **The table** (:data:`TABLE`): exception type + message pattern -> class,
    first match wins.  Anything unmatched is ``internal`` (and the loader says
    which exception it was, so the table can be extended).
@@ -53,7 +54,10 @@ class LoadInfo(object):
 
     unpickler   "c" or "py"
     data        the pickle bytes
-    position    c: the input offset when the exception was raised
+    rerun       c: rerun(data, plain_file) loads again to disambiguate a
+                message (see loader._c_rerun): with plain_file=True it
+                returns (exception, input offset after the failure), else
+                (exception, LoadResult) of the Python unpickler
     short_read  py: a read returned fewer bytes than asked, or a text line
                 ended at EOF without its newline (C fails right there with
                 "pickle data was truncated"; the Python unpickler carries on
@@ -61,11 +65,11 @@ class LoadInfo(object):
     last_line   py: the last line the unpickler read, newline included
     """
 
-    def __init__(self, unpickler="c", data=b"", position=None,
+    def __init__(self, unpickler="c", data=b"", rerun=None,
                  short_read=False, last_line=None):
         self.unpickler = unpickler
         self.data = data
-        self.position = position
+        self.rerun = rerun
         self.short_read = short_read
         self.last_line = last_line
 
@@ -162,8 +166,11 @@ TABLE = [
      "(codecs.escape_decode), a bytearray item outside 0..255"),
     ((OverflowError,), r"too large to convert to float", BAD_ARGUMENT,
      "C only: FLOAT text out of range ('1e999'); py returns inf"),
-    ((IndexError,), r"assignment index out of range", BAD_ARGUMENT,
-     "C and py: SETITEM(S) on a list/bytearray with an index out of range"),
+    ((IndexError,), r"assignment index out of range|"
+     r"^bytearray index out of range|"
+     r"cannot fit 'int' into an index-sized integer", BAD_ARGUMENT,
+     "C and py: SETITEM(S) on a list/bytearray with an index out of range "
+     "(or beyond ssize_t)"),
 
     # ---- resource-limit -------------------------------------------------
     ((UE, OverflowError), r"exceeds system's maximum|exceeds the maximum",
@@ -175,8 +182,9 @@ TABLE = [
      "C: PUT with an index beyond ssize_t (GET is caught earlier as "
      "memo-missing; py accepts the PUT)"),
     ((MemoryError,), None, RESOURCE_LIMIT,
-     "C and py: e.g. LONG_BINPUT 2**31 grows the C memo array, BINBYTES8 "
-     "with a huge count allocates before reading"),
+     "C and py: e.g. LONG_BINPUT 2**31 grows the C memo array to 2**32 "
+     "slots (libpkl's sparse memo loads it); counted arguments longer than "
+     "the input are caught earlier as truncated"),
     ((RecursionError,), None, RESOURCE_LIMIT,
      "hashing or comparing very deep structures"),
 
@@ -252,11 +260,39 @@ def _int_max_str_digits():
     return get() if get is not None else 0
 
 
+_OVERRUN = re.compile(r"expected (\d+) bytes in a (\w+), but only (\d+) "
+                      r"remain")
+
+
+def _first_static_fault_is_overrun(data):
+    """True when pickletools' static parse of `data` first fails on a counted
+    argument longer than the rest of the input.  CPython allocates BINBYTES,
+    BINBYTES8 and BYTEARRAY8 buffers (C) and BYTEARRAY8 (py) *before* reading
+    them, so such an input raises MemoryError when the count is huge and
+    'pickle data was truncated' when it merely exceeds the input: with
+    enough memory the answer is truncation, whatever the machine."""
+    import pickletools
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except ValueError as e:
+        return bool(_OVERRUN.search(str(e)))
+    except Exception:
+        return False
+    return False
+
+
 def _context_rule(exc, info):
     if isinstance(exc, StubBug):
         return INTERNAL, "oracle bug: " + str(exc)
     if info is None:
         return None
+    if isinstance(exc, MemoryError) and info.data \
+            and _first_static_fault_is_overrun(info.data):
+        return TRUNCATED, ("%s: MemoryError allocating a counted argument "
+                           "longer than the remaining input (with enough "
+                           "memory CPython reports truncation)"
+                           % info.unpickler)
     if info.unpickler == "py":
         if isinstance(exc, (MemoryError, RecursionError)):
             return None
@@ -290,18 +326,41 @@ def _context_rule(exc, info):
         # load_int replaces PyLong_FromString's message, so an INT line with
         # more digits than int_max_str_digits looks malformed; py reports
         # "Exceeds the limit" for the same line.
-        digits = _c_digits_before_line(info.data, info.position, b"I")
         limit = _int_max_str_digits()
-        if digits is not None and limit and digits > limit:
+        pos = _c_position(exc, info) if limit else None
+        digits = _c_digits_before_line(info.data, pos, b"I")
+        if digits is not None and digits > limit:
             return RESOURCE_LIMIT, ("C: INT with %d digits, above "
                                     "int_max_str_digits" % digits)
     if isinstance(exc, OverflowError) and re.search(
             r"too large to convert to C ssize_t", str(exc)):
-        op = _c_opcode_before_line(info.data, info.position)
+        op = _c_opcode_before_line(info.data, _c_position(exc, info))
         if op == b"g":
             return MEMO_MISSING, ("C: GET index beyond ssize_t (py: memo "
                                   "KeyError)")
+    if (isinstance(exc, UE) and str(exc) == "STACK_GLOBAL requires str"
+            and info.rerun is not None):
+        # Before 3.11.x the C unpickler's load_stack_global overwrote the
+        # stack-underflow error of its second pop with this message.  The
+        # Python unpickler tells the two faults apart.
+        pexc, r = info.rerun(info.data, False)
+        if r.error == STACK_UNDERFLOW and "load_stack_global" in \
+                _pickle_frames(pexc):
+            return STACK_UNDERFLOW, ("C: STACK_GLOBAL with fewer than two "
+                                     "items (old CPython says 'requires "
+                                     "str')")
     return None
+
+
+def _c_position(exc, info):
+    """Input offset where the C unpickler failed, from a rerun through a
+    plain file (None when the rerun does not fail the same way)."""
+    if info.rerun is None:
+        return None
+    e2, pos = info.rerun(info.data, True)
+    if type(e2) is not type(exc) or str(e2) != str(exc):
+        return None
+    return pos
 
 
 def classify(exc, info=None):

@@ -76,6 +76,19 @@ class _CUnpickler(pickle.Unpickler):
         return self._brine_session.persistent_load(pid)
 
 
+class _WholeInputFile(io.BytesIO):
+    """For the C unpickler: a file whose peek() returns all the remaining
+    input, so the C unpickler prefetches the whole pickle into one buffer
+    exactly like ``pickle.loads(bytes)`` does.  With a plain file object the
+    C unpickler reads a FRAME into its buffer and drops the rest of that
+    buffer when an opcode straddles the frame's end, which makes
+    ``Unpickler(io.BytesIO(data)).load()`` disagree with
+    ``pickle.loads(data)`` on such inputs."""
+
+    def peek(self, n=0):
+        return self.getvalue()[self.tell():]
+
+
 class _TrackingFile(io.BytesIO):
     """For the Python unpickler: notes reads that come back short and text
     lines that end at EOF without a newline.  The C unpickler fails exactly
@@ -138,6 +151,29 @@ class _PyUnpickler(pickle._Unpickler):
 
 # --------------------------------------------------------------------------
 
+def _c_rerun(data, plain_file):
+    """Load again for the classifier: with ``plain_file`` through a plain
+    io.BytesIO (the C unpickler then reads exactly what it needs, so the file
+    position after a failure is the end of the failing opcode's argument),
+    else with the Python unpickler.  Returns (exception or None, position
+    or LoadResult)."""
+    copyreg._extension_cache.clear()
+    try:
+        if plain_file:
+            f = io.BytesIO(data)
+            try:
+                _CUnpickler(f, Session()).load()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:  # noqa: B902
+                return e, f.tell()
+            return None, f.tell()
+        r = load_result(data, "py", 1 << 20)
+        return r.exception, r
+    finally:
+        copyreg._extension_cache.clear()
+
+
 def load_result(data, unpickler="c", max_output=canon.DEFAULT_MAX_OUTPUT):
     """Load `data` and render it; never raises for anything in `data`."""
     if unpickler not in UNPICKLERS:
@@ -147,7 +183,7 @@ def load_result(data, unpickler="c", max_output=canon.DEFAULT_MAX_OUTPUT):
     copyreg._extension_cache.clear()
     session = Session()
     if unpickler == "c":
-        f = io.BytesIO(data)
+        f = _WholeInputFile(data)
         u = _CUnpickler(f, session)
     else:
         f = _TrackingFile(data)
@@ -159,17 +195,17 @@ def load_result(data, unpickler="c", max_output=canon.DEFAULT_MAX_OUTPUT):
     except BaseException as e:  # noqa: B902 - everything is classified
         info = _classify.LoadInfo(unpickler=unpickler, data=data)
         if unpickler == "c":
-            info.position = f.tell()
+            info.rerun = _c_rerun
         else:
             info.short_read = f.short_read
             info.last_line = u._brine_last_line
         cls, reason = _classify.classify(e, info)
-        del u, f
+        u = f = None
         return LoadResult(canon.render_error(cls), session.trace, cls,
                           reason, e)
     finally:
         copyreg._extension_cache.clear()
-    del u, f
+    u = f = None  # the unpickler's memo holds the graph: drop it early
     try:
         text = canon.render(value, max_output)
     except canon.OutputLimitExceeded as e:
