@@ -233,8 +233,9 @@ def check_pass(path, plain, other):
 def measure(one_pass, rounds, min_time):
     """Seconds per pass: best and median of `rounds` rounds, passes run, and
     the CPU-time / wall-time share of the best round (well under 1: other
-    processes took the CPU, the figure is noisy)."""
-    per_pass, passes_total, best_share = [], 0, 1.0
+    processes took the CPU, the figure is noisy), and the best CPU seconds
+    per pass (steadier than wall time on a shared machine)."""
+    per_pass, passes_total, best_share, best_cpu = [], 0, 1.0, None
     clock, cpu = time.perf_counter, time.process_time
     for _ in range(rounds):
         passes = 0
@@ -246,12 +247,16 @@ def measure(one_pass, rounds, min_time):
             el = clock() - t0
             if el >= min_time:
                 break
-        share = (cpu() - c0) / el if el > 0 else 1.0
+        used = cpu() - c0
+        share = used / el if el > 0 else 1.0
+        if best_cpu is None or used / passes < best_cpu:
+            best_cpu = used / passes
         if not per_pass or el / passes < min(per_pass):
             best_share = share
         per_pass.append(el / passes)
         passes_total += passes
-    return min(per_pass), statistics.median(per_pass), passes_total, best_share
+    return (min(per_pass), statistics.median(per_pass), passes_total, best_share,
+            best_cpu)
 
 
 def main(argv=None):
@@ -314,24 +319,25 @@ def main(argv=None):
             if variant in ("mixed", "plain") and not other and "loads" in done:
                 # Every pickle is plain: "mixed" and "plain" are the same
                 # pickle.loads loop over the same pickles; time it once.
-                best, median, passes, share = done["loads"]
+                best, median, passes, share, cpu_pass = done["loads"]
             else:
                 gc.collect()
                 if args.no_gc:
                     gc.disable()
                 try:
-                    best, median, passes, share = measure(one_pass, args.rounds,
-                                                          args.min_time)
+                    best, median, passes, share, cpu_pass = measure(
+                        one_pass, args.rounds, args.min_time)
                 finally:
                     gc.enable()
                 if variant in ("mixed", "plain") and not other:
-                    done["loads"] = (best, median, passes, share)
+                    done["loads"] = (best, median, passes, share, cpu_pass)
             pps, mbs = len(items) / best, nbytes / best / 1e6
             med_mbs = nbytes / median / 1e6
             if args.tsv:
-                print("cpython\t%s\t%s\t%d\t%d\t%.9f\t%.1f\t%.3f\t%.3f\t%d\t%d\t%d\t%.3f" % (
+                print("cpython\t%s\t%s\t%d\t%d\t%.9f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%d\t%.3f\t%.3f" % (
                     variant, name, len(items), nbytes, best, pps, mbs, med_mbs,
-                    args.rounds, passes, nstub, share))
+                    args.rounds, passes, nstub, share,
+                    len(items) / cpu_pass if cpu_pass else 0.0))
             else:
                 print("%-24s %-8s %8d %11d %11.6g %13.1f %9.2f %9.2f %8d %5.0f" % (
                     name, variant, len(items), nbytes, best, pps, mbs, med_mbs, nstub,

@@ -719,6 +719,12 @@ static bool read_arg(dis *d, size_t pos, const pkl_opinfo *op, arg *a) {
                      (long long)(int32_t)(uint32_t)n);
             return fault(d, PKL_ERR_BAD_ARGUMENT, pos, "negative length", detail);
         }
+        if (n > (uint64_t)INT64_MAX) { /* CPython: OverflowError past Py_ssize_t */
+            snprintf(detail, sizeof detail, "%s at %zu: length %llu", op->name, pos,
+                     (unsigned long long)n);
+            return fault(d, PKL_ERR_RESOURCE_LIMIT, pos, "length exceeds the maximum size (2^63-1)",
+                         detail);
+        }
         if (n > avail - op->width) {
             snprintf(detail, sizeof detail, "%s at %zu announces %llu bytes, %zu left", op->name,
                      pos, (unsigned long long)n, avail - op->width);
@@ -736,6 +742,12 @@ static bool read_arg(dis *d, size_t pos, const pkl_opinfo *op, arg *a) {
         size_t k2 = 0;
         if (k != SIZE_MAX && op->layout == PKL_LAYOUT_LINE2)
             k2 = line_len(s + k + 1, avail - k - 1);
+        /* CPython decodes the module line before it reads the name line */
+        if (k != SIZE_MAX && k2 == SIZE_MAX && op->arg == PKL_ARG_STRINGNL_NOESCAPE_PAIR &&
+            k > 0 && !utf8_valid(s, k, 0)) {
+            snprintf(detail, sizeof detail, "%s at %zu", op->name, pos);
+            return fault(d, PKL_ERR_BAD_ARGUMENT, pos, "invalid UTF-8 in global name", detail);
+        }
         if (k == SIZE_MAX || k2 == SIZE_MAX) {
             snprintf(detail, sizeof detail, "%s at %zu: no newline before the end", op->name,
                      pos);
@@ -925,6 +937,10 @@ static const char *apply_stack(dis *d, const effect *e, size_t pos, pkl_code *co
         size_t below = d->nmarks > 1 ? d->marks[d->nmarks - 2].count : d->base;
         if (below < e->below)
             return "too few items below the MARK";
+        /* key/value slices: CPython refuses an odd count (the decoder and the
+           oracle class it as underflow: a value is missing) */
+        if ((op->code == PKL_OP_DICT || op->code == PKL_OP_SETITEMS) && m.count % 2)
+            return "odd number of items for a key/value slice";
         d->nmarks--;
         d->total -= m.count + e->below;
         *top_count(d) -= e->below;
@@ -1026,6 +1042,12 @@ static int step(dis *d, const effect fx[256], size_t *pos) {
         return -1;
     }
     const pkl_opinfo *op = e->info;
+    if (e->uses_mark && !d->stack_off && d->nmarks == 0 && op->layout != PKL_LAYOUT_NONE) {
+        /* INST: CPython looks for the mark before it reads the argument */
+        snprintf(detail, sizeof detail, "%s at %zu", op->name, at);
+        fault(d, PKL_ERR_MARK_MISSING, at, "no MARK is open", detail);
+        return -1;
+    }
     arg a;
     if (!read_arg(d, at, op, &a))
         return -1;
@@ -1048,7 +1070,10 @@ static int step(dis *d, const effect fx[256], size_t *pos) {
         code = PKL_ERR_UNSUPPORTED_PROTOCOL;
         msg = "protocol above 5";
     }
-    if (!msg && op->code == PKL_OP_FRAME && a.num > d->n - a.end) {
+    if (!msg && op->code == PKL_OP_FRAME && a.num > (uint64_t)INT64_MAX) {
+        code = PKL_ERR_RESOURCE_LIMIT; /* as for counted lengths */
+        msg = "FRAME length exceeds the maximum size (2^63-1)";
+    } else if (!msg && op->code == PKL_OP_FRAME && a.num > d->n - a.end) {
         snprintf(detail, sizeof detail, "frame of %llu bytes, %zu left",
                  (unsigned long long)a.num, d->n - a.end);
         code = PKL_ERR_TRUNCATED;

@@ -276,8 +276,11 @@ static void test_dis_truncated_counted_argument(void **state) {
                  "(BINUNICODE at 0 announces 5 bytes, 2 left)");
     /* the length prefix itself cut short */
     assert_fault("X\x05\x00", PKL_ERR_TRUNCATED, 3, NULL);
-    /* an 8-byte length far beyond any input */
-    assert_fault("\x8e\xff\xff\xff\xff\xff\xff\xff\xff" "ab.", PKL_ERR_TRUNCATED, 12, NULL);
+    /* an 8-byte length beyond any input; past 2^63-1 CPython overflows */
+    assert_fault("\x8e\xff\xff\xff\xff\xff\xff\xff\x7f" "ab.", PKL_ERR_TRUNCATED, 12, NULL);
+    assert_fault("\x8e\xff\xff\xff\xff\xff\xff\xff\xff" "ab.", PKL_ERR_RESOURCE_LIMIT, 0,
+                 "fault at 0: resource-limit: length exceeds the maximum size (2^63-1) "
+                 "(BINBYTES8 at 0: length 18446744073709551615)");
 }
 
 static void test_dis_truncated_missing_newline(void **state) {
@@ -326,6 +329,9 @@ static void test_dis_stack_underflow(void **state) {
     /* PUT stores the top item, and a mark is not one */
     assert_fault("K\x01(q\x00.", PKL_ERR_STACK_UNDERFLOW, 3, NULL);
     assert_fault(".", PKL_ERR_STACK_UNDERFLOW, 0, NULL);
+    /* DICT and SETITEMS take key/value pairs */
+    assert_fault("(K\x01" "d.", PKL_ERR_STACK_UNDERFLOW, 3, NULL);
+    assert_fault("}(K\x01K\x02K\x03u.", PKL_ERR_STACK_UNDERFLOW, 8, NULL);
 }
 
 static void test_dis_mark_missing(void **state) {
@@ -333,6 +339,9 @@ static void test_dis_mark_missing(void **state) {
     assert_fault("K\x01t.", PKL_ERR_MARK_MISSING, 2,
                  "fault at 2: mark-missing: no MARK is open (TUPLE at 2)");
     assert_fault("]K\x01" "e.", PKL_ERR_MARK_MISSING, 3, NULL);
+    /* INST looks for its mark before reading its lines */
+    assert_fault("im\n", PKL_ERR_MARK_MISSING, 0,
+                 "fault at 0: mark-missing: no MARK is open (INST at 0)");
 }
 
 static void test_dis_memo_missing(void **state) {
@@ -367,6 +376,8 @@ static void test_dis_bad_arguments(void **state) {
     assert_fault("K\x01px\n.", PKL_ERR_BAD_ARGUMENT, 2, NULL);
     assert_fault("K\x01p-1\n.", PKL_ERR_BAD_ARGUMENT, 2, NULL);
     assert_fault("c\xff\nx\n.", PKL_ERR_BAD_ARGUMENT, 0, NULL);
+    /* the module line is decoded before the name line is looked for */
+    assert_fault("c\xff\nx", PKL_ERR_BAD_ARGUMENT, 0, NULL);
     /* surrogates pass in BINUNICODE, as CPython decodes with surrogatepass */
     capture c = dis_ok("X\x03\x00\x00\x00\xed\xa0\x80.");
     cap_free(&c);
@@ -377,6 +388,7 @@ static void test_dis_frame_past_end(void **state) {
     assert_fault("\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01.", PKL_ERR_TRUNCATED, 12,
                  "fault at 12: truncated: frame runs past the end of the input "
                  "(frame of 5 bytes, 3 left)");
+    assert_fault("\x95\x00\x00\x00\x00\x00\x00\x00\x80N.", PKL_ERR_RESOURCE_LIMIT, 0, NULL);
 }
 
 /* The line of the faulting opcode is printed, without a stack count. */
