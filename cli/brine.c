@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "pkl.h"
+#include "serve.h"
 
 /* brine and libpkl are versioned and released together. */
 #define BRINE_VERSION PKL_VERSION_STRING
@@ -558,6 +559,10 @@ static const command commands[] = {
      "load with libpkl and print canonical text (exit 1: rejected)"},
     {"dis", cmd_dis, "FILE|-", "disassemble like pickletools.dis (exit 1: malformed)"},
     {"opcodes", cmd_opcodes, "[--json|--dict|--markdown]", "print the opcode table"},
+    {"serve", cmd_serve, "[--one-shot]",
+     "libpkl as a brine adapter: framed requests on stdin (docs/adapter-protocol.md)"},
+    {"impls", cmd_impls, "[--json]",
+     "list the pickle implementations available here and how to start each adapter"},
     {"version", cmd_version, "", "print the versions of brine, libpkl and the canonical text"},
     {"help", cmd_help, "", "print this help"},
 };

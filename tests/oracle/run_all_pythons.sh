@@ -1,0 +1,35 @@
+#!/bin/sh
+# Runs tests/oracle/test_security.py under every CPython 3.6+ on this machine
+# (as listed by tests/conformance/find_pythons.sh). At least one is required. The last line is "N passed, M failed", counting interpreters.
+#
+#   sh tests/oracle/run_all_pythons.sh [extra unittest args, e.g. -v]
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+cd "$REPO" || exit 2
+
+pass=0
+fail=0
+found=0
+# one shared discovery: absolute paths, deduplicated, 3.6+, shims skipped
+for py in $(sh "$REPO/tests/conformance/find_pythons.sh"); do
+  found=$((found + 1))
+  ver=$("$py" -c 'import sys; print(sys.version.split()[0])')
+  log=$(mktemp)
+  if PYTHONPATH="$REPO/oracle" PYTHONDONTWRITEBYTECODE=1 \
+     "$py" -m unittest "$@" tests/oracle/test_security.py >"$log" 2>&1; then
+    pass=$((pass + 1))
+    echo "PASS $py ($ver): $(grep -E '^Ran ' "$log") $(tail -n 1 "$log")"
+  else
+    fail=$((fail + 1))
+    echo "FAIL $py ($ver):"
+    sed 's/^/    /' "$log"
+  fi
+  rm -f "$log"
+done
+if [ "$found" -eq 0 ]; then
+  echo "no CPython 3.6+ found (looked in ~/.pyenv/versions/3.*/bin and /usr/bin/python3)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
