@@ -15,6 +15,8 @@
  * charged to that document's allocator and freed before pkl_load returns,
  * on success and on failure alike. Nothing recurses.
  */
+#include <errno.h>
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <stddef.h>
@@ -22,6 +24,12 @@
 #include <string.h>
 
 #include "value.h"
+
+#if defined(__GNUC__)
+#define HOT_INLINE static inline __attribute__((always_inline))
+#else
+#define HOT_INLINE static inline
+#endif
 
 /*==============================================================================
  * u64 -> pointer map (sparse memo, EXT cache)
@@ -61,6 +69,7 @@ static void umap_free(pkl_doc *doc, umap *m) {
 }
 
 /* Sets key -> val; *added tells whether the key was new. Keys < 2^64-1.
+   The tables are owned by the map (charged to doc, freed by umap_free).
    Returns false when the allocator fails (the map is then unchanged). */
 static bool umap_put(pkl_doc *doc, umap *m, uint64_t key, void *val, bool *added) {
     if (m->cap) {
@@ -127,8 +136,9 @@ typedef struct ld {
     size_t *marks; /* mark stack; fence = top mark or 0 */
     size_t nmarks, mcap, fence;
 
-    pkl_val **memo; /* dense part: indices < dcap */
+    pkl_val **memo; /* dense part: indices < dcap (initialised slots) */
     size_t dcap;
+    size_t dlim;    /* slots in the memo array; [dcap, dlim) not yet initialised */
     umap smemo;      /* sparse part: indices >= dcap */
     size_t memo_len; /* distinct entries, as CPython's memo_len */
 
@@ -188,6 +198,8 @@ static void event(ld *L, pkl_event_kind k, const pkl_val *target, const char *m,
  * Stack, marks, memo
  *============================================================================*/
 
+/* The value stack moves to (or grows) a block charged to the document and
+   freed by free_scratch. */
 static int grow_stack(ld *L) {
     if (L->sp >= L->lim.max_stack)
         return fail(L, PKL_ERR_RESOURCE_LIMIT, "value stack limit (max_stack) reached");
@@ -212,7 +224,7 @@ static int grow_stack(ld *L) {
 }
 
 /* Pushes v; a NULL v is a failed allocation reported here. */
-static inline int push(ld *L, pkl_val *v) {
+HOT_INLINE int push(ld *L, pkl_val *v) {
     if (!v)
         return nomem(L);
     if (L->sp == L->scap && grow_stack(L))
@@ -238,19 +250,25 @@ static int marker(ld *L, size_t *out) {
     return 0;
 }
 
-static pkl_val *memo_get(ld *L, uint64_t idx) {
+HOT_INLINE pkl_val *memo_get(ld *L, uint64_t idx) {
     if (idx < L->dcap)
         return L->memo[idx];
     return L->smemo.len ? umap_get(&L->smemo, idx) : NULL;
 }
 
-/* memo[idx] = v, CPython's _Unpickler_MemoPut with a sparse tail. */
+/* memo[idx] = v, CPython's _Unpickler_MemoPut with a sparse tail. The
+   memo's blocks are scratch charged to the document, freed by free_scratch. */
 static int memo_put(ld *L, uint64_t idx, pkl_val *v) {
-    if (idx >= L->dcap && idx <= 2 * (uint64_t)L->memo_len + 1024 && idx < SIZE_MAX / 16) {
+    if (idx >= L->dcap && idx < L->dlim) {
+        /* the start-up array is initialised lazily (sparse keys are never
+           below its length) */
+        memset(L->memo + L->dcap, 0, (size_t)(idx + 1 - L->dcap) * sizeof *L->memo);
+        L->dcap = (size_t)idx + 1;
+    } else if (idx >= L->dcap && idx <= 2 * (uint64_t)L->memo_len + 1024 && idx < SIZE_MAX / 16) {
         /* grow the dense part to cover idx and copy in the sparse entries it
            now covers; those stay in the map too, but lookups below dcap never
            consult the map again */
-        size_t ncap = L->dcap ? L->dcap : 64;
+        size_t ncap = L->dlim ? L->dlim : 64;
         while (ncap <= idx)
             ncap *= 2;
         pkl_val **nm;
@@ -259,7 +277,7 @@ static int memo_put(ld *L, uint64_t idx, pkl_val *v) {
             if (nm)
                 memcpy(nm, L->memo, L->dcap * sizeof *nm);
         } else {
-            nm = pkl_mem_realloc(L->doc, L->memo, L->dcap * sizeof *nm, ncap * sizeof *nm);
+            nm = pkl_mem_realloc(L->doc, L->memo, L->dlim * sizeof *nm, ncap * sizeof *nm);
         }
         if (!nm)
             return nomem(L);
@@ -270,7 +288,7 @@ static int memo_put(ld *L, uint64_t idx, pkl_val *v) {
                 nm[k - 1] = L->smemo.vals[i];
         }
         L->memo = nm;
-        L->dcap = ncap;
+        L->dcap = L->dlim = ncap;
     }
     if (idx < L->dcap) {
         if (!L->memo[idx]) {
@@ -292,7 +310,7 @@ static int memo_put(ld *L, uint64_t idx, pkl_val *v) {
 }
 
 /* memo[idx] = v when idx is in the dense part (the common case). */
-static inline int memo_put_fast(ld *L, uint64_t idx, pkl_val *v) {
+HOT_INLINE int memo_put_fast(ld *L, uint64_t idx, pkl_val *v) {
     if (idx < L->dcap) {
         if (L->memo[idx]) {
             L->memo[idx] = v;
@@ -303,6 +321,10 @@ static inline int memo_put_fast(ld *L, uint64_t idx, pkl_val *v) {
             L->memo[idx] = v;
             return 0;
         }
+    } else if (idx == L->dcap && idx < L->dlim && L->memo_len < L->lim.max_memo) {
+        L->memo[L->dcap++] = v; /* the next uninitialised slot: a new entry */
+        L->memo_len++;
+        return 0;
     }
     return memo_put(L, idx, v);
 }
@@ -311,15 +333,23 @@ static inline int memo_put_fast(ld *L, uint64_t idx, pkl_val *v) {
  * Reading arguments
  *============================================================================*/
 
-static inline int need(ld *L, size_t n) {
+HOT_INLINE int need(ld *L, size_t n) {
     if ((size_t)(L->end - L->p) < n)
         return truncated(L);
     return 0;
 }
 
 /* One '\n'-terminated line; *len includes the '\n'. */
-static int readline(ld *L, const uint8_t **s, size_t *len) {
-    const uint8_t *nl = memchr(L->p, '\n', (size_t)(L->end - L->p));
+HOT_INLINE int readline(ld *L, const uint8_t **s, size_t *len) {
+    const uint8_t *p = L->p, *nl = NULL;
+    size_t avail = (size_t)(L->end - p), i = 0;
+    for (size_t lim = avail < 24 ? avail : 24; i < lim; i++) /* most lines are short */
+        if (p[i] == '\n') {
+            nl = p + i;
+            break;
+        }
+    if (!nl && i < avail)
+        nl = memchr(p + i, '\n', avail - i);
     if (!nl)
         return truncated(L);
     *s = L->p;
@@ -334,7 +364,7 @@ static inline size_t cstr_len(const uint8_t *s, size_t len) {
     return z ? (size_t)(z - s) : len;
 }
 
-static inline uint64_t rd_le(const uint8_t *p, unsigned n) {
+HOT_INLINE uint64_t rd_le(const uint8_t *p, unsigned n) {
     uint64_t v = 0;
     for (unsigned i = n; i-- > 0;)
         v = (v << 8) | p[i];
@@ -343,7 +373,7 @@ static inline uint64_t rd_le(const uint8_t *p, unsigned n) {
 
 /* A counted length of `width` bytes (calc_binsize): lengths that do not fit
    Py_ssize_t are CPython's OverflowError; longer than the input: truncated. */
-static inline int read_count(ld *L, unsigned width, size_t *out) {
+HOT_INLINE int read_count(ld *L, unsigned width, size_t *out) {
     if (need(L, width))
         return -1;
     uint64_t n = rd_le(L->p, width);
@@ -365,6 +395,54 @@ static inline unsigned digit_value(uint8_t c) { /* _PyLong_DigitValue */
     if (c >= 'a' && c <= 'z')
         return (unsigned)(c - 'a') + 10;
     return 37;
+}
+
+/* A STR/BYTES/BYTEARRAY node holding a copy of d[0..n): node and payload
+   straight from the document's chunk and arena fast paths. */
+HOT_INLINE pkl_val *new_bytes(ld *L, pkl_kind kind, const uint8_t *d, size_t n) {
+    pkl_val *v = pkl_node_fast(L->doc, kind);
+    if (!v)
+        return NULL;
+    if (n == 0) {
+        static char empty[1];
+        v->u.bytes.data = empty;
+        return v;
+    }
+    char *data = pkl_arena_fast(L->doc, n);
+    if (!data)
+        return NULL;
+    memcpy(data, d, n);
+    v->u.bytes.data = data;
+    v->u.bytes.len = n;
+    return v;
+}
+
+/* True when d[0..n) is ASCII. May read up to 7 bytes past d + n while they
+   are still inside the input (avail = bytes readable from d). */
+HOT_INLINE bool ascii_fast(const uint8_t *d, size_t n, size_t avail) {
+    static const uint8_t tail_mask[8][8] = {
+        {0}, {0x80}, {0x80, 0x80}, {0x80, 0x80, 0x80}, {0x80, 0x80, 0x80, 0x80},
+        {0x80, 0x80, 0x80, 0x80, 0x80}, {0x80, 0x80, 0x80, 0x80, 0x80, 0x80},
+        {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80}};
+    size_t i = 0;
+    uint64_t acc = 0, w;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, d + i, 8);
+        acc |= w;
+    }
+    size_t r = n - i;
+    if (r) {
+        if (i + 8 <= avail) {
+            uint64_t m;
+            memcpy(&w, d + i, 8);
+            memcpy(&m, tail_mask[r], 8);
+            acc |= w & m;
+        } else {
+            for (; i < n; i++)
+                acc |= d[i] & 0x80u;
+        }
+    }
+    return (acc & 0x8080808080808080ull) == 0;
 }
 
 /*==============================================================================
@@ -429,6 +507,7 @@ static void bigtmp_free(ld *L, bigtmp *b) {
     b->heap = 0;
 }
 
+/* A magnitude buffer: inline, or a block owned by b (bigtmp_free). */
 static uint8_t *bigtmp_alloc(ld *L, bigtmp *b, size_t n) {
     if (n <= sizeof b->buf) {
         b->mag = b->buf;
@@ -498,9 +577,17 @@ static int py_long(ld *L, const uint8_t *s, size_t e, int base, bigtmp *out) {
         i++;
     if (i != e)
         return PL_SYNTAX;
-    if (base == 10) {
-        if (L->lim.max_digits && digits > L->lim.max_digits)
-            return PL_LIMIT;
+    if (base == 10 && L->lim.max_digits && digits > L->lim.max_digits)
+        return PL_LIMIT;
+    if (base == 10 && digits <= 19) { /* fits u64: no limb arithmetic */
+        uint64_t acc = 0;
+        for (size_t j = start; j < stop; j++)
+            if (s[j] != '_')
+                acc = acc * 10 + (uint64_t)(s[j] - '0');
+        bigtmp_alloc(L, out, 8); /* the inline buffer: cannot fail */
+        for (unsigned b = 0; b < 8; b++)
+            out->mag[7 - b] = (uint8_t)(acc >> (8 * b));
+    } else if (base == 10) {
         /* limbs of 32 bits, little-endian; each step: x = x * 10^k + chunk */
         size_t nl = digits / 9 + 2;
         if (nl > SIZE_MAX / 8)
@@ -590,6 +677,17 @@ static bool bigtmp_i64(const bigtmp *b, int64_t *out) {
 /* Text argument of GET/PUT: PyLong_FromString(s, NULL, 10) + AsSsize_t.
    *fits is false when the value is outside Py_ssize_t (OverflowError). */
 static int parse_index(ld *L, const uint8_t *s, size_t len, int64_t *idx, bool *fits) {
+    if (len >= 2 && len <= 19) { /* fast path: the line is just digits */
+        uint64_t v = 0;
+        size_t i = 0;
+        for (; i < len - 1 && s[i] >= '0' && s[i] <= '9'; i++)
+            v = v * 10 + (uint64_t)(s[i] - '0');
+        if (i == len - 1) {
+            *idx = (int64_t)v;
+            *fits = true;
+            return 0;
+        }
+    }
     bigtmp b;
     int r = py_long(L, s, cstr_len(s, len), 10, &b);
     if (r == PL_NOMEM)
@@ -614,55 +712,57 @@ static pkl_val *make_int_from(ld *L, bigtmp *b) {
  * Text decoders
  *============================================================================*/
 
-/* UTF-8 validity; surrogates (ED A0..BF xx) allowed when `sp` (surrogatepass). */
+/* UTF-8 validity; surrogates (ED A0..BF xx) are allowed when `sp`
+   (Python's "surrogatepass"). ASCII runs are skipped a word at a time;
+   other characters are checked without data-dependent branches (mixed
+   scripts would defeat branch prediction): the lead byte gives the length
+   and the allowed range of the second byte. */
+static const uint8_t utf8_len[256] = {
+#define R16(c) c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c
+    R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), /* 00-7F */
+    R16(0), R16(0), R16(0), R16(0),                                 /* 80-BF */
+    0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,                 /* C0-CF */
+    R16(2), R16(3),                                                 /* D0-EF */
+    4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0                  /* F0-FF */
+#undef R16
+};
+
 static bool utf8_valid(const uint8_t *s, size_t n, bool sp) {
+    const unsigned ed_hi = sp ? 0xbf : 0x9f;
     size_t i = 0;
     while (i < n) {
-        while (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ull)
-                break;
-            i += 8;
-        }
-        if (i >= n)
-            break;
-        uint8_t c = s[i];
+        unsigned c = s[i];
         if (c < 0x80) {
             i++;
+            while (i + 8 <= n) {
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                if (w & 0x8080808080808080ull)
+                    break;
+                i += 8;
+            }
             continue;
         }
-        if (c < 0xc2)
+        unsigned len = utf8_len[c];
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xf4 ? 0x8f : c == 0xed ? ed_hi : 0xbf;
+        if (n - i >= 4) {
+            unsigned b1 = s[i + 1], b2 = s[i + 2], b3 = s[i + 3];
+            unsigned ok = (len != 0) & (b1 >= lo) & (b1 <= hi) &
+                          ((len < 3) | ((b2 ^ 0x80u) < 0x40u)) &
+                          ((len < 4) | ((b3 ^ 0x80u) < 0x40u));
+            if (!ok)
+                return false;
+            i += len;
+            continue;
+        }
+        /* the last bytes: check with bounds */
+        if (len == 0 || len > n - i || s[i + 1] < lo || s[i + 1] > hi)
             return false;
-        if (c < 0xe0) {
-            if (i + 1 >= n || (s[i + 1] & 0xc0) != 0x80)
+        for (unsigned k = 2; k < len; k++)
+            if ((s[i + k] ^ 0x80u) >= 0x40u)
                 return false;
-            i += 2;
-            continue;
-        }
-        if (c < 0xf0) {
-            if (i + 2 >= n)
-                return false;
-            uint8_t c1 = s[i + 1];
-            uint8_t lo = c == 0xe0 ? 0xa0 : 0x80;
-            uint8_t hi = (c == 0xed && !sp) ? 0x9f : 0xbf;
-            if (c1 < lo || c1 > hi || (s[i + 2] & 0xc0) != 0x80)
-                return false;
-            i += 3;
-            continue;
-        }
-        if (c < 0xf5) {
-            if (i + 3 >= n)
-                return false;
-            uint8_t c1 = s[i + 1];
-            uint8_t lo = c == 0xf0 ? 0x90 : 0x80;
-            uint8_t hi = c == 0xf4 ? 0x8f : 0xbf;
-            if (c1 < lo || c1 > hi || (s[i + 2] & 0xc0) != 0x80 || (s[i + 3] & 0xc0) != 0x80)
-                return false;
-            i += 4;
-            continue;
-        }
-        return false;
+        i += len;
     }
     return true;
 }
@@ -706,8 +806,16 @@ static inline size_t utf8_put(uint8_t *o, uint32_t cp) {
 
 /* raw-unicode-escape: one pass to validate and size, one to write. */
 static int decode_raw_unicode_escape(ld *L, const uint8_t *s, size_t n, pkl_val **out) {
-    size_t outlen = 0;
-    for (int pass = 0; pass < 2; pass++) {
+    if (!memchr(s, '\\', n) && is_ascii(s, n)) { /* nothing to decode */
+        *out = new_bytes(L, PKL_STR, s, n);
+        return *out ? 0 : nomem(L);
+    }
+    /* every input byte yields at most two output bytes: short lines are
+       decoded in one pass into a buffer of that bound, long ones are sized
+       by a first pass */
+    size_t outlen = 2 * n;
+    int first = n <= 65536 ? 1 : 0;
+    for (int pass = first; pass < 2; pass++) {
         uint8_t *o = NULL;
         if (pass == 1) {
             *out = pkl_make_bytes_uninit(L->doc, PKL_STR, outlen);
@@ -754,6 +862,7 @@ static int decode_raw_unicode_escape(ld *L, const uint8_t *s, size_t n, pkl_val 
         }
         outlen = w;
     }
+    pkl_bytes_truncate(L->doc, *out, outlen);
     return 0;
 }
 
@@ -900,11 +1009,73 @@ static int op_float(ld *L) {
     }
     if (!(k == e || s[k] == '\n'))
         return fail(L, PKL_ERR_BAD_ARGUMENT, "could not convert FLOAT argument to float");
-    /* s[0..k) is a valid decimal literal: strtod rounds it correctly; hand
-       it the C locale's view of the decimal point */
-    const char *dp = localeconv()->decimal_point;
-    size_t dpl = (dp && dp[0]) ? strlen(dp) : 1;
-    bool swap = dp && dp[0] && !(dp[0] == '.' && dp[1] == 0);
+#if FLT_EVAL_METHOD == 0
+    { /* exact fast path: at most 15 significant digits and a small power of
+         ten are both exact doubles, and one IEEE operation rounds correctly */
+        static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+        uint64_t mant = 0;
+        int sig = 0, frac = 0;
+        bool dot = false, ok = true;
+        long ex = 0;
+        size_t j = d0;
+        for (; j < k; j++) {
+            uint8_t c = s[j];
+            if (c == '.') {
+                dot = true;
+                continue;
+            }
+            if (c < '0' || c > '9')
+                break;
+            if (mant == 0 && c == '0') { /* leading zeros are not significant */
+                if (dot)
+                    frac++;
+                continue;
+            }
+            if (++sig > 15) {
+                ok = false;
+                break;
+            }
+            mant = mant * 10 + (uint64_t)(c - '0');
+            if (dot)
+                frac++;
+        }
+        if (ok && j < k) { /* exponent */
+            j++;
+            bool eneg = false;
+            if (s[j] == '+' || s[j] == '-')
+                eneg = s[j++] == '-';
+            for (; j < k && ok; j++) {
+                ex = ex * 10 + (s[j] - '0');
+                if (ex > 1000)
+                    ok = false;
+            }
+            if (eneg)
+                ex = -ex;
+        }
+        ex -= frac;
+        if (ok && ex >= -22 && ex <= 22) {
+            double d = (double)mant;
+            d = ex < 0 ? d / p10[-ex] : d * p10[ex];
+            if (neg)
+                d = -d;
+            memcpy(&bits, &d, sizeof bits);
+            return push(L, pkl_make_float(L->doc, bits));
+        }
+    }
+#endif
+    /* s[0..k) is a valid decimal literal: strtod rounds it correctly. It
+       reads the decimal point of the current locale: when that is not '.'
+       (a program that called setlocale), substitute the locale's. */
+    int saved_errno = errno;
+    char *probe_end;
+    const char *probe = "0.5";
+    bool swap = !(strtod(probe, &probe_end) == 0.5 && probe_end == probe + 3);
+    const char *dp = swap ? localeconv()->decimal_point : ".";
+    if (!dp || !dp[0])
+        dp = ".";
+    size_t dpl = strlen(dp);
     size_t bufn = k + dpl + 1;
     char small[128];
     char *buf = bufn <= sizeof small ? small : pkl_mem_alloc(L->doc, bufn);
@@ -921,6 +1092,7 @@ static int op_float(ld *L) {
     }
     buf[w] = 0;
     double d = strtod(buf, NULL);
+    errno = saved_errno;
     if (buf != small)
         pkl_mem_free(L->doc, buf, bufn);
     if (isinf(d))
@@ -1002,17 +1174,17 @@ static int op_counted_long(ld *L, unsigned width) {
  * Strings and bytes
  *============================================================================*/
 
-static int op_counted_bytes(ld *L, unsigned width, pkl_kind kind) {
-    size_t n;
+HOT_INLINE int op_counted_bytes(ld *L, unsigned width, pkl_kind kind) {
+    size_t n = 0;
     if (read_count(L, width, &n))
         return -1;
     const uint8_t *d = L->p;
     L->p += n;
-    return push(L, pkl_make_bytes(L->doc, kind, d, n));
+    return push(L, new_bytes(L, kind, d, n));
 }
 
 static int op_binstring(ld *L, unsigned width) {
-    size_t n;
+    size_t n = 0;
     if (read_count(L, width, &n))
         return -1;
     const uint8_t *d = L->p;
@@ -1020,18 +1192,18 @@ static int op_binstring(ld *L, unsigned width) {
     if (!is_ascii(d, n))
         return fail(L, PKL_ERR_BAD_ARGUMENT,
                     "py2 string is not ASCII (the default encoding='ASCII' refuses it)");
-    return push(L, pkl_make_bytes(L->doc, PKL_STR, d, n));
+    return push(L, new_bytes(L, PKL_STR, d, n));
 }
 
-static int op_binunicode(ld *L, unsigned width) {
-    size_t n;
+HOT_INLINE int op_binunicode(ld *L, unsigned width) {
+    size_t n = 0;
     if (read_count(L, width, &n))
         return -1;
     const uint8_t *d = L->p;
     L->p += n;
-    if (!utf8_valid(d, n, true))
+    if (!ascii_fast(d, n, (size_t)(L->end - d)) && !utf8_valid(d, n, true))
         return fail(L, PKL_ERR_BAD_ARGUMENT, "invalid UTF-8 in unicode string argument");
-    return push(L, pkl_make_bytes(L->doc, PKL_STR, d, n));
+    return push(L, new_bytes(L, PKL_STR, d, n));
 }
 
 static int op_string(ld *L) {
@@ -1063,7 +1235,7 @@ static int op_unicode(ld *L) {
  * Containers
  *============================================================================*/
 
-static int op_counted_tuple(ld *L, size_t n) {
+HOT_INLINE int op_counted_tuple(ld *L, size_t n) {
     if (L->sp < n || L->sp - n < L->fence)
         return underflow(L);
     size_t start = L->sp - n;
@@ -1073,14 +1245,14 @@ static int op_counted_tuple(ld *L, size_t n) {
 }
 
 static int op_tuple(ld *L) {
-    size_t i;
+    size_t i = 0;
     if (marker(L, &i))
         return -1;
     return op_counted_tuple(L, L->sp - i);
 }
 
 static int op_list(ld *L) {
-    size_t i;
+    size_t i = 0;
     if (marker(L, &i))
         return -1;
     size_t n = L->sp - i;
@@ -1104,7 +1276,7 @@ static int map_error(ld *L, pkl_code rc) {
 }
 
 static int op_dict(ld *L) {
-    size_t i;
+    size_t i = 0;
     if (marker(L, &i))
         return -1;
     size_t j = L->sp;
@@ -1128,7 +1300,7 @@ static int op_dict(ld *L) {
 }
 
 static int op_frozenset(ld *L) {
-    size_t i;
+    size_t i = 0;
     if (marker(L, &i))
         return -1;
     pkl_val *f = pkl_node_new(L->doc, PKL_FROZENSET);
@@ -1285,6 +1457,11 @@ static int do_setitems(ld *L, size_t x) {
         pkl_code rc = pkl_map_reserve(L->doc, t, (len - x) / 2);
         if (rc)
             return map_error(L, rc);
+        for (size_t k = x; k < len; k += 2)
+            if ((rc = pkl_dict_set(L->doc, t, L->st[k], L->st[k + 1])) != PKL_OK)
+                return map_error(L, rc);
+        L->sp = x;
+        return 0;
     }
     for (size_t k = x; k < len; k += 2)
         if (set_item(L, t, L->st[k], L->st[k + 1]))
@@ -1294,7 +1471,7 @@ static int do_setitems(ld *L, size_t x) {
 }
 
 static int op_additems(ld *L) {
-    size_t mark;
+    size_t mark = 0;
     if (marker(L, &mark))
         return -1;
     size_t len = L->sp;
@@ -1449,7 +1626,7 @@ static int op_reduce(ld *L) {
 }
 
 static int op_obj(ld *L) {
-    size_t i;
+    size_t i = 0;
     if (marker(L, &i))
         return -1;
     if (L->sp - i < 1)
@@ -1465,7 +1642,7 @@ static int op_obj(ld *L) {
 }
 
 static int op_inst(ld *L) {
-    size_t i;
+    size_t i = 0;
     if (marker(L, &i))
         return -1;
     pkl_val *cls;
@@ -1617,28 +1794,34 @@ static int op_pop(ld *L) {
     return 0;
 }
 
-static int op_mark(ld *L) {
-    if (L->nmarks == L->mcap) {
-        if (L->nmarks >= L->lim.max_marks)
-            return fail(L, PKL_ERR_RESOURCE_LIMIT, "mark limit (max_marks) reached");
-        size_t ncap = L->mcap ? L->mcap * 2 : 32;
-        if (ncap > L->lim.max_marks)
-            ncap = L->lim.max_marks;
-        if (ncap > SIZE_MAX / sizeof(size_t))
-            return nomem(L);
-        size_t *nm;
-        if (L->marks == L->marks_local) {
-            nm = pkl_mem_alloc(L->doc, ncap * sizeof *nm);
-            if (nm)
-                memcpy(nm, L->marks, L->nmarks * sizeof *nm);
-        } else {
-            nm = pkl_mem_realloc(L->doc, L->marks, L->mcap * sizeof *nm, ncap * sizeof *nm);
-        }
-        if (!nm)
-            return nomem(L);
-        L->marks = nm;
-        L->mcap = ncap;
+/* The mark stack moves to (or grows) a block charged to the document and
+   freed by free_scratch. */
+static int grow_marks(ld *L) {
+    if (L->nmarks >= L->lim.max_marks)
+        return fail(L, PKL_ERR_RESOURCE_LIMIT, "mark limit (max_marks) reached");
+    size_t ncap = L->mcap ? L->mcap * 2 : 32;
+    if (ncap > L->lim.max_marks)
+        ncap = L->lim.max_marks;
+    if (ncap > SIZE_MAX / sizeof(size_t))
+        return nomem(L);
+    size_t *nm;
+    if (L->marks == L->marks_local) {
+        nm = pkl_mem_alloc(L->doc, ncap * sizeof *nm);
+        if (nm)
+            memcpy(nm, L->marks, L->nmarks * sizeof *nm);
+    } else {
+        nm = pkl_mem_realloc(L->doc, L->marks, L->mcap * sizeof *nm, ncap * sizeof *nm);
     }
+    if (!nm)
+        return nomem(L);
+    L->marks = nm;
+    L->mcap = ncap;
+    return 0;
+}
+
+HOT_INLINE int op_mark(ld *L) {
+    if (L->nmarks == L->mcap && grow_marks(L))
+        return -1;
     L->marks[L->nmarks++] = L->fence = L->sp;
     return 0;
 }
@@ -1660,7 +1843,7 @@ static int op_get_text(ld *L) {
     return push(L, v);
 }
 
-static int op_get_bin(ld *L, unsigned width) {
+HOT_INLINE int op_get_bin(ld *L, unsigned width) {
     if (need(L, width))
         return -1;
     uint64_t idx = rd_le(L->p, width);
@@ -1691,7 +1874,7 @@ static int op_put_text(ld *L) {
     return memo_put_fast(L, (uint64_t)idx, L->st[L->sp - 1]);
 }
 
-static int op_put_bin(ld *L, unsigned width) {
+HOT_INLINE int op_put_bin(ld *L, unsigned width) {
     if (need(L, width))
         return -1;
     uint64_t idx = rd_le(L->p, width);
@@ -1775,7 +1958,7 @@ static int run(ld *L) {
         case PKL_OP_EMPTY_LIST: r = push(L, pkl_node_fast(doc, PKL_LIST)); break;
         case PKL_OP_APPEND: r = L->sp < L->fence + 2 ? underflow(L) : do_append(L, L->sp - 1); break;
         case PKL_OP_APPENDS: {
-            size_t i;
+            size_t i = 0;
             r = marker(L, &i);
             if (!r)
                 r = do_append(L, i);
@@ -1791,7 +1974,7 @@ static int run(ld *L) {
         case PKL_OP_DICT: r = op_dict(L); break;
         case PKL_OP_SETITEM: r = L->sp < 2 ? underflow(L) : do_setitems(L, L->sp - 2); break;
         case PKL_OP_SETITEMS: {
-            size_t i;
+            size_t i = 0;
             r = marker(L, &i);
             if (!r)
                 r = do_setitems(L, i);
@@ -1806,7 +1989,7 @@ static int run(ld *L) {
             break;
         case PKL_OP_MARK: r = op_mark(L); break;
         case PKL_OP_POP_MARK: {
-            size_t i;
+            size_t i = 0;
             r = marker(L, &i);
             if (!r && i < L->sp)
                 L->sp = i;
@@ -1877,7 +2060,7 @@ static void free_scratch(ld *L) {
     if (L->marks != L->marks_local)
         pkl_mem_free(doc, L->marks, L->mcap * sizeof *L->marks);
     if (L->memo != L->memo_local)
-        pkl_mem_free(doc, L->memo, L->dcap * sizeof *L->memo);
+        pkl_mem_free(doc, L->memo, L->dlim * sizeof *L->memo);
     umap_free(doc, &L->smemo);
     umap_free(doc, &L->ext);
 }
@@ -1897,8 +2080,8 @@ pkl_doc *pkl_load(const void *data, size_t len, const pkl_load_opts *opts, pkl_e
     L.marks = L.marks_local;
     L.mcap = L.lim.max_marks < LOCAL_LEN(L.marks_local) ? L.lim.max_marks : LOCAL_LEN(L.marks_local);
     L.memo = L.memo_local;
-    L.dcap = LOCAL_LEN(L.memo_local);
-    memset(L.memo_local, 0, sizeof L.memo_local);
+    L.dcap = 0;
+    L.dlim = LOCAL_LEN(L.memo_local);
     if (err) {
         err->code = PKL_OK;
         err->msg = NULL;

@@ -174,43 +174,79 @@ pkl_val *pkl_node_new(pkl_doc *doc, pkl_kind kind) {
     return v;
 }
 
+/* Records that v is about to own a heap block, so pkl_doc_free finds it.
+   Called before the block is allocated: a node on the list that owns
+   nothing is harmless. False when the list cannot grow. */
+static bool own(pkl_doc *doc, pkl_val *v) {
+    if (doc->nowners == doc->owners_cap) {
+        size_t ncap = doc->owners_cap ? doc->owners_cap * 2 : 16;
+        pkl_val **no = pkl_mem_realloc(doc, doc->owners, doc->owners_cap * sizeof *no,
+                                       ncap * sizeof *no);
+        if (!no)
+            return false;
+        doc->owners = no;
+        doc->owners_cap = ncap;
+    }
+    doc->owners[doc->nowners++] = v;
+    return true;
+}
+
+/* Frees the heap blocks of one node and forgets them (idempotent). */
+static void free_payload(pkl_doc *doc, pkl_val *v) {
+    switch ((pkl_kind)v->kind) {
+    case PKL_BYTEARRAY:
+        if (v->u.bytes.cap) {
+            pkl_mem_free(doc, v->u.bytes.data, v->u.bytes.cap);
+            v->u.bytes.cap = 0;
+            v->u.bytes.len = 0;
+        }
+        break;
+    case PKL_LIST:
+        if (v->u.seq.cap && !(v->flags & PKL_F_ARENA)) {
+            pkl_mem_free(doc, v->u.seq.items, v->u.seq.cap * sizeof(pkl_val *));
+            v->u.seq.cap = 0;
+            v->u.seq.len = 0;
+        }
+        break;
+    case PKL_DICT:
+    case PKL_SET:
+    case PKL_FROZENSET:
+        if (v->u.map.cap && !(v->flags & PKL_F_ARENA)) {
+            pkl_mem_free(doc, v->u.map.kv, v->u.map.cap * sizeof(pkl_val *));
+            v->u.map.cap = 0;
+            v->u.map.len = 0;
+        }
+        if (v->u.map.index) {
+            pkl_mem_free(doc, v->u.map.index, v->u.map.index_cap * sizeof(uint32_t));
+            v->u.map.index = NULL;
+        }
+        break;
+    case PKL_GLOBAL:
+    case PKL_CALL:
+    case PKL_NEW:
+    case PKL_PERSID:
+    case PKL_MEMORYVIEW:
+    case PKL_BUFFER:
+        if (v->u.stub && v->u.stub->muts_cap) {
+            pkl_mem_free(doc, v->u.stub->muts, v->u.stub->muts_cap * sizeof(pkl_mut));
+            v->u.stub->muts_cap = 0;
+            v->u.stub->nmuts = 0;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 /* Frees every payload, the arena, the node chunks and the document itself.
-   Iterative: one pass over the nodes in creation order. */
+   Iterative: the list of heap-owning nodes, then the blocks. */
 void pkl_doc_free(pkl_doc *doc) {
     if (!doc)
         return;
-    for (size_t i = 0; doc->heap_payloads && i < doc->nnodes; i++) {
-        pkl_val *v = pkl_doc_node(doc, i);
-        switch ((pkl_kind)v->kind) {
-        case PKL_BYTEARRAY:
-            if (v->u.bytes.cap)
-                pkl_mem_free(doc, v->u.bytes.data, v->u.bytes.cap);
-            break;
-        case PKL_LIST:
-            if (v->u.seq.cap && !(v->flags & PKL_F_ARENA))
-                pkl_mem_free(doc, v->u.seq.items, v->u.seq.cap * sizeof(pkl_val *));
-            break;
-        case PKL_DICT:
-        case PKL_SET:
-        case PKL_FROZENSET:
-            if (v->u.map.cap && !(v->flags & PKL_F_ARENA))
-                pkl_mem_free(doc, v->u.map.kv, v->u.map.cap * sizeof(pkl_val *));
-            if (v->u.map.index)
-                pkl_mem_free(doc, v->u.map.index, v->u.map.index_cap * sizeof(uint32_t));
-            break;
-        case PKL_GLOBAL:
-        case PKL_CALL:
-        case PKL_NEW:
-        case PKL_PERSID:
-        case PKL_MEMORYVIEW:
-        case PKL_BUFFER:
-            if (v->u.stub && v->u.stub->muts_cap)
-                pkl_mem_free(doc, v->u.stub->muts, v->u.stub->muts_cap * sizeof(pkl_mut));
-            break;
-        default:
-            break;
-        }
-    }
+    for (size_t i = 0; i < doc->nowners; i++)
+        free_payload(doc, doc->owners[i]);
+    if (doc->owners)
+        pkl_mem_free(doc, doc->owners, doc->owners_cap * sizeof(pkl_val *));
     doc_block *blk = (doc_block *)doc;
     for (size_t c = 1; c < doc->nchunks; c++)
         pkl_mem_free(doc, doc->chunks[c], (size_t)PKL_CHUNK * sizeof(pkl_val));
@@ -415,6 +451,8 @@ void pkl_bytes_truncate(pkl_doc *doc, pkl_val *v, size_t len) {
         v->u.bytes.data = empty_payload;
 }
 
+/* Appends to a BYTEARRAY; its data moves to a heap block owned by the node
+   (freed by pkl_doc_free through the owners list). */
 pkl_code pkl_bytes_append(pkl_doc *doc, pkl_val *ba, const uint8_t *data, size_t n) {
     size_t len = ba->u.bytes.len;
     if (n == 0)
@@ -427,6 +465,8 @@ pkl_code pkl_bytes_append(pkl_doc *doc, pkl_val *ba, const uint8_t *data, size_t
         while (ncap < need)
             ncap *= 2;
         char *nd;
+        if (!ba->u.bytes.cap && !own(doc, ba))
+            return PKL_ERR_RESOURCE_LIMIT;
         if (ba->u.bytes.cap) {
             nd = pkl_mem_realloc(doc, ba->u.bytes.data, ba->u.bytes.cap, ncap);
         } else {
@@ -436,7 +476,6 @@ pkl_code pkl_bytes_append(pkl_doc *doc, pkl_val *ba, const uint8_t *data, size_t
         }
         if (!nd)
             return PKL_ERR_RESOURCE_LIMIT;
-        doc->heap_payloads = true;
         ba->u.bytes.data = nd;
         ba->u.bytes.cap = ncap;
     }
@@ -644,6 +683,8 @@ static void *scratch_grow(pkl_doc *doc, void *p, size_t old_bytes, size_t new_by
     return pkl_mem_realloc(doc, p, old_bytes, new_bytes);
 }
 
+/* Hashes v (caching on compound nodes). Its explicit stack is scratch
+   charged to doc and freed before returning. */
 pkl_code pkl_hash(pkl_doc *doc, pkl_val *v, uint64_t *out) {
     pkl_kind k = (pkl_kind)v->kind;
     if (v->flags & PKL_F_HASHED) {
@@ -878,8 +919,7 @@ static bool next_candidate(const pkl_val *s, uint64_t h, size_t *cur, const pkl_
 
 /* Pairs of compound nodes already proven equal during one comparison, so a
    DAG with shared subtrees (t = (t', t') many levels deep) is compared in
-   time linear in its node count, not in its path count. Best effort: when
-   memory is short the cache is simply not used. */
+   time linear in its node count, not in its path count. */
 typedef struct {
     uint64_t *keys; /* ((a->idx + 1) << 32 | b->idx), 0 = empty */
     size_t cap, len;
@@ -915,12 +955,12 @@ static void eq_free(pkl_doc *doc, void *p, size_t n) {
         libc->free(libc->ctx, p);
 }
 
-static void pair_add(pkl_doc *doc, pairset *ps, const pkl_val *a, const pkl_val *b) {
+static bool pair_add(pkl_doc *doc, pairset *ps, const pkl_val *a, const pkl_val *b) {
     if ((ps->len + 1) * 2 > ps->cap) {
         size_t ncap = ps->cap ? ps->cap * 2 : 64;
         uint64_t *nk = eq_alloc(doc, ncap * sizeof *nk);
         if (!nk)
-            return;
+            return false;
         memset(nk, 0, ncap * sizeof *nk);
         for (size_t i = 0; i < ps->cap; i++) {
             if (!ps->keys[i])
@@ -939,11 +979,12 @@ static void pair_add(pkl_doc *doc, pairset *ps, const pkl_val *a, const pkl_val 
     size_t mask = ps->cap - 1, i = (size_t)mix64(k) & mask;
     while (ps->keys[i]) {
         if (ps->keys[i] == k)
-            return;
+            return true;
         i = (i + 1) & mask;
     }
     ps->keys[i] = k;
     ps->len++;
+    return true;
 }
 
 /* The explicit-stack equality machine. doc == NULL: scratch from libc. */
@@ -1033,8 +1074,10 @@ static pkl_code eq_machine(pkl_doc *doc, const pkl_val *a0, const pkl_val *b0, b
             }
         }
         if (decided) {
-            if (verdict && ++decided_true > 64)
-                pair_add(doc, &known, f->a, f->b);
+            if (verdict && ++decided_true > 64 && !pair_add(doc, &known, f->a, f->b) && doc) {
+                rc = PKL_ERR_RESOURCE_LIMIT; /* a document's allocator said no: fail */
+                goto done;
+            }
             n--;
             r = verdict;
             have_r = true;
@@ -1110,7 +1153,21 @@ static pkl_code grow_ptrs(pkl_doc *doc, pkl_val *v, pkl_val ***arr, size_t *cap,
     if (ncap < need)
         ncap = need;
     pkl_val **a;
+    if ((v->flags & PKL_F_ARENA) && ncap <= 128) {
+        /* small arrays keep growing in the arena (the abandoned copies add
+           at most as much again): no malloc for small containers */
+        a = pkl_arena_fast(doc, ncap * sizeof *a);
+        if (!a)
+            return PKL_ERR_RESOURCE_LIMIT;
+        if (used)
+            memcpy(a, *arr, used * sizeof *a);
+        *arr = a;
+        *cap = ncap;
+        return PKL_OK;
+    }
     if (v->flags & PKL_F_ARENA) {
+        if (!own(doc, v))
+            return PKL_ERR_RESOURCE_LIMIT;
         a = pkl_mem_alloc(doc, ncap * sizeof *a);
         if (a && used)
             memcpy(a, *arr, used * sizeof *a);
@@ -1119,13 +1176,13 @@ static pkl_code grow_ptrs(pkl_doc *doc, pkl_val *v, pkl_val ***arr, size_t *cap,
     }
     if (!a)
         return PKL_ERR_RESOURCE_LIMIT;
-    doc->heap_payloads = true;
     v->flags &= (uint8_t)~PKL_F_ARENA;
     *arr = a;
     *cap = ncap;
     return PKL_OK;
 }
 
+/* The item array stays owned by the LIST node (arena or heap, see value.h). */
 pkl_code pkl_seq_reserve(pkl_doc *doc, pkl_val *seq, size_t extra) {
     size_t len = seq->u.seq.len;
     if (extra > SIZE_MAX / sizeof(pkl_val *) / 4 - len)
@@ -1177,10 +1234,11 @@ static pkl_code map_build_index(pkl_doc *doc, pkl_val *m, size_t entries) {
         m->u.map.kv[e * stride]->hash = h;
         m->u.map.kv[e * stride]->flags |= PKL_F_HASHED;
     }
+    if (!m->u.map.index && !own(doc, m))
+        return PKL_ERR_RESOURCE_LIMIT;
     uint32_t *idx = pkl_mem_alloc(doc, icap * sizeof *idx);
     if (!idx)
         return PKL_ERR_RESOURCE_LIMIT;
-    doc->heap_payloads = true;
     memset(idx, 0, icap * sizeof *idx);
     size_t mask = icap - 1;
     for (size_t e = 0; e < m->u.map.len; e++) {
@@ -1196,6 +1254,7 @@ static pkl_code map_build_index(pkl_doc *doc, pkl_val *m, size_t entries) {
     return PKL_OK;
 }
 
+/* Entry array and index stay owned by the map node (see value.h). */
 pkl_code pkl_map_reserve(pkl_doc *doc, pkl_val *m, size_t extra) {
     if (extra > UINT32_MAX - 2 - m->u.map.len)
         return PKL_ERR_RESOURCE_LIMIT;
@@ -1297,42 +1356,45 @@ static pkl_code map_find(pkl_doc *doc, pkl_val *m, pkl_val *key, size_t *pos, si
 }
 
 /* Inserts or replaces; never partially applied. */
-static inline uint64_t str_hash(pkl_val *v) {
-    if (!(v->flags & PKL_F_HASHED)) {
-        v->hash = quick_hash(v);
-        v->flags |= PKL_F_HASHED;
+/* The common case: a str key in a small map. A str equals only a str, so
+   compare lengths, then the bytes (no hashing: small maps have no index). Returns 1 when done, 0 when the
+   general path must take over (growth, index). */
+static inline int map_put_str_small(pkl_val *m, size_t stride, pkl_val *key, pkl_val *value) {
+    size_t len = m->u.map.len;
+    pkl_val **kv = m->u.map.kv;
+    size_t klen = key->u.bytes.len;
+    const char *kd = key->u.bytes.data;
+    for (size_t e = 0; e < len * stride; e += stride) {
+        pkl_val *k = kv[e];
+        if (k == key || (k->kind == PKL_STR && k->u.bytes.len == klen &&
+                         (klen == 0 || (k->u.bytes.data[0] == kd[0] &&
+                                        memcmp(k->u.bytes.data, kd, klen) == 0)))) {
+            if (stride == 2)
+                kv[e + 1] = value;
+            return 1;
+        }
     }
-    return v->hash;
+    if (len < PKL_MAP_LINEAR && (len + 1) * stride <= m->u.map.cap) {
+        kv[len * stride] = key;
+        if (stride == 2)
+            kv[len * stride + 1] = value;
+        m->u.map.len = len + 1;
+        return 1;
+    }
+    return 0;
 }
 
-static pkl_code map_put(pkl_doc *doc, pkl_val *m, pkl_val *key, pkl_val *value) {
+static pkl_code map_put_general(pkl_doc *doc, pkl_val *m, pkl_val *key, pkl_val *value);
+
+static inline pkl_code map_put(pkl_doc *doc, pkl_val *m, pkl_val *key, pkl_val *value) {
+    if (key->kind == PKL_STR && !m->u.map.index &&
+        map_put_str_small(m, m->kind == PKL_DICT ? 2 : 1, key, value))
+        return PKL_OK;
+    return map_put_general(doc, m, key, value);
+}
+
+static pkl_code map_put_general(pkl_doc *doc, pkl_val *m, pkl_val *key, pkl_val *value) {
     pkl_kind kk = (pkl_kind)key->kind;
-    if (kk == PKL_STR && !m->u.map.index) {
-        /* the common case: a str key in a small map. A str equals only a
-           str, so compare cached hashes, then the bytes. */
-        size_t stride = m->kind == PKL_DICT ? 2 : 1;
-        size_t len = m->u.map.len;
-        pkl_val **kv = m->u.map.kv;
-        uint64_t h = str_hash(key);
-        for (size_t e = 0; e < len; e++) {
-            pkl_val *k = kv[e * stride];
-            if (k == key || (k->kind == PKL_STR && str_hash(k) == h &&
-                             k->u.bytes.len == key->u.bytes.len &&
-                             memcmp(k->u.bytes.data, key->u.bytes.data, key->u.bytes.len) == 0)) {
-                if (stride == 2)
-                    kv[e * 2 + 1] = value;
-                return PKL_OK;
-            }
-        }
-        if (len < PKL_MAP_LINEAR && (len + 1) * stride <= m->u.map.cap) {
-            kv[len * stride] = key;
-            if (stride == 2)
-                kv[len * stride + 1] = value;
-            m->u.map.len = len + 1;
-            return PKL_OK;
-        }
-        /* growth or switch to an index: the general path below */
-    }
     if (kind_unhashable(kk))
         return PKL_ERR_TYPE_ERROR;
     if (kind_compound_hash(kk)) { /* validate hashability (and cache) first */
@@ -1412,10 +1474,11 @@ pkl_val *pkl_dict_copy(pkl_doc *doc, const pkl_val *dict) {
         return NULL;
     memcpy(d->u.map.kv, dict->u.map.kv, 2 * len * sizeof(pkl_val *));
     if (dict->u.map.index) {
+        if (!own(doc, d))
+            return NULL;
         uint32_t *idx = pkl_mem_alloc(doc, dict->u.map.index_cap * sizeof *idx);
         if (!idx)
             return NULL;
-        doc->heap_payloads = true;
         memcpy(idx, dict->u.map.index, dict->u.map.index_cap * sizeof *idx);
         d->u.map.index = idx;
         d->u.map.index_cap = dict->u.map.index_cap;
@@ -1424,17 +1487,20 @@ pkl_val *pkl_dict_copy(pkl_doc *doc, const pkl_val *dict) {
     return d;
 }
 
+/* The mutation list is a heap block owned by the stub record (freed by
+   pkl_doc_free through the owners list). */
 pkl_code pkl_stub_mutate(pkl_doc *doc, pkl_val *stub, pkl_mutkind kind, pkl_val *a, pkl_val *b) {
     pkl_stub *s = stub->u.stub;
     if (s->nmuts == s->muts_cap) {
         size_t ncap = s->muts_cap ? s->muts_cap * 2 : 4;
         if (ncap > SIZE_MAX / sizeof(pkl_mut) / 2)
             return PKL_ERR_RESOURCE_LIMIT;
+        if (!s->muts_cap && !own(doc, stub))
+            return PKL_ERR_RESOURCE_LIMIT;
         pkl_mut *nm = pkl_mem_realloc(doc, s->muts_cap ? s->muts : NULL,
                                       s->muts_cap * sizeof *nm, ncap * sizeof *nm);
         if (!nm)
             return PKL_ERR_RESOURCE_LIMIT;
-        doc->heap_payloads = true;
         s->muts = nm;
         s->muts_cap = ncap;
     }

@@ -83,11 +83,12 @@ struct pkl_doc {
     size_t arena_left;           /* bytes left in the current block */
     size_t arena_next;           /* size of the next block to allocate */
     size_t node_avail;           /* node slots in allocated chunks (<= max_nodes) */
-    bool heap_payloads;          /* some node owns a heap block (pkl_doc_free must look) */
+    pkl_val **owners;            /* nodes that own heap blocks, for pkl_doc_free (may repeat) */
+    size_t nowners, owners_cap;
     pkl_val **small_ints;        /* shared INT nodes -5..256 once the document is big (arena) */
 };
 
-#define PKL_CHUNK 512u /* nodes per chunk (28 KiB): the first chunk lives in the document block */
+#define PKL_CHUNK 512u /* nodes per chunk (24 KiB); the first chunk is part of the document block */
 
 /* Payload ownership (how pkl_doc_free releases a node's storage):
  *  - STR, BYTES, big INT payloads, TUPLE item arrays, pkl_stub records and
@@ -111,7 +112,8 @@ void pkl_mem_free(pkl_doc *doc, void *ptr, size_t size);
 
 /* ---- documents and nodes */
 /* Returns a new empty document owned by the caller (free with pkl_doc_free),
-   or NULL when the allocator fails. */
+   or NULL when the allocator fails or max_alloc is below the document block
+   (header, chunk table, first node chunk and first arena block: ~29 KiB). */
 pkl_doc *pkl_doc_new(const pkl_alc *alc, const pkl_limits *limits);
 /* Returns a fresh zeroed node of `kind`, owned by doc; NULL past max_nodes
    or on allocation failure. */
@@ -159,7 +161,9 @@ pkl_code pkl_stub_mutate(pkl_doc *doc, pkl_val *stub, pkl_mutkind kind, pkl_val 
    pkl_hash fails with PKL_ERR_TYPE_ERROR for unhashable values (list, dict,
    set, bytearray, and tuples/frozensets containing them). */
 pkl_code pkl_hash(pkl_doc *doc, pkl_val *v, uint64_t *out);
-/* a == b for two hashable values, as Python compares them (identity first). */
+/* a == b for two hashable values, as Python compares them (identity first).
+   Deep comparisons take scratch from libc (false if even that fails);
+   inside a load use pkl_equal_doc. */
 bool pkl_equal(const pkl_val *a, const pkl_val *b);
 
 /* ---- additions used by the decoder (decode.c) ---------------------------- */
