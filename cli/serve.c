@@ -11,17 +11,10 @@
  * being stored and answered `error resource-limit`; the load itself is
  * bounded by pkl_limits; the trace by max_output. Nothing here recurses.
  *
- * Trace numbering. Event N names the object it produced: a GLOBAL event the
- * interned global node (ev->target; when a global is resolved again, its
- * node keeps the number of the first event, as brine_oracle.trace does), a
- * CALL/NEW/PERSID event the stub libpkl creates for it. pkl_event does not
- * carry that new stub, so a later event whose target is a call/new/persid
- * stub X is matched to the event that made it by (kind of X,
- * pkl_val_target(X)): exact when one unmatched event fits, the newest fitting
- * one otherwise (two results of one callable, used later in reverse order,
- * are numbered wrongly: tests/oracle/test_serve_pkl.py keeps that case as an
- * expected failure). When pkl.h defines PKL_EVENT_HAS_RESULT (pkl_event.result
- * = the node the event produced) the match is exact.
+ * Trace numbering. Event N names the object it produced (pkl_event.result):
+ * the interned global node of a GLOBAL event (a global resolved again keeps
+ * the number of its first event, as brine_oracle.trace does), the stub of a
+ * CALL/NEW/PERSID event. Later events name their target by that number.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -235,15 +228,10 @@ static void pm_free(ptrmap *m) {
  * The tracer: on_event -> trace lines
  *----------------------------------------------------------------------------*/
 
-enum { PEND_CALL, PEND_NEW, PEND_PERSID, PEND_COUNT };
-
 typedef struct tracer {
     tbuf out;                  /* the trace lines */
     size_t n;                  /* events so far */
     ptrmap made;               /* node -> number of the event that produced it */
-    ptrmap pending[PEND_COUNT];/* target -> newest event whose product is unmatched */
-    size_t *older;             /* older[N]: next older unmatched event with N's key */
-    size_t older_cap;
     bool failed;               /* out of memory: the trace is incomplete */
 } tracer;
 
@@ -255,64 +243,11 @@ static void tracer_init(tracer *t, size_t max_bytes) {
 static void tracer_free(tracer *t) {
     free(t->out.p);
     pm_free(&t->made);
-    for (int i = 0; i < PEND_COUNT; i++)
-        pm_free(&t->pending[i]);
-    free(t->older);
     memset(t, 0, sizeof *t);
 }
 
-static int pend_index(pkl_kind k) {
-    switch (k) {
-    case PKL_CALL:
-        return PEND_CALL;
-    case PKL_NEW:
-        return PEND_NEW;
-    case PKL_PERSID:
-        return PEND_PERSID;
-    default:
-        return -1;
-    }
-}
-
-#ifndef PKL_EVENT_HAS_RESULT
-/* Event `num` made a stub of kind `k` whose pkl_val_target is `target`. */
-static void pend_push(tracer *t, int k, const pkl_val *target, size_t num) {
-    if (num >= t->older_cap) {
-        size_t ncap = t->older_cap ? t->older_cap * 2 : 256;
-        while (ncap <= num)
-            ncap *= 2;
-        size_t *no = ncap <= SIZE_MAX / sizeof *no ? realloc(t->older, ncap * sizeof *no) : NULL;
-        if (!no) {
-            t->failed = true;
-            return;
-        }
-        t->older = no;
-        t->older_cap = ncap;
-    }
-    t->older[num] = pm_get(&t->pending[k], target);
-    if (!pm_set(&t->pending[k], target, num))
-        t->failed = true;
-}
-#endif
-
 /* The number of the event that produced `v` (0: none known, a bug). */
-static size_t resolve(tracer *t, const pkl_val *v) {
-    size_t num = pm_get(&t->made, v);
-    if (num)
-        return num;
-    int k = pend_index(pkl_val_kind(v));
-    if (k < 0)
-        return 0;
-    const pkl_val *target = pkl_val_target(v);
-    size_t *head = pm_slot(&t->pending[k], target);
-    if (!head || !*head)
-        return 0;
-    num = *head;
-    *head = t->older[num];
-    if (!pm_set(&t->made, v, num))
-        t->failed = true;
-    return num;
-}
+static size_t resolve(tracer *t, const pkl_val *v) { return pm_get(&t->made, v); }
 
 static const char *mut_name(pkl_mutkind k) {
     switch (k) {
@@ -357,22 +292,14 @@ static void on_event(void *ctx, const pkl_event *ev) {
     case PKL_EV_CALL:
     case PKL_EV_NEW:
         line_ref(t, num, ev->kind == PKL_EV_CALL ? "call" : "new", resolve(t, ev->target));
-#ifdef PKL_EVENT_HAS_RESULT
         if (!pm_set(&t->made, ev->result, num))
             t->failed = true;
-#else
-        pend_push(t, ev->kind == PKL_EV_CALL ? PEND_CALL : PEND_NEW, ev->target, num);
-#endif
         return;
     case PKL_EV_PERSID:
         tb_num(&t->out, num);
         tb_put(&t->out, " persid\n", 8);
-#ifdef PKL_EVENT_HAS_RESULT
         if (!pm_set(&t->made, ev->result, num))
             t->failed = true;
-#else
-        pend_push(t, PEND_PERSID, ev->target, num);
-#endif
         return;
     case PKL_EV_MUTATE: {
         size_t nm = pkl_val_mut_count(ev->target);

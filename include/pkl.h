@@ -240,7 +240,9 @@ typedef struct pkl_event {
     size_t pos;             /* offset of the opcode */
     const char *module, *name;
     size_t mlen, nlen;      /* GLOBAL only */
-    const pkl_val *target;  /* CALL/NEW/MUTATE: the stub acted on */
+    const pkl_val *target;  /* CALL/NEW/MUTATE: the stub acted on; PERSID: the pid */
+    const pkl_val *result;  /* GLOBAL/CALL/NEW/PERSID: the node the event produced, so a
+                               trace can name it when it is used later; NULL for MUTATE */
 } pkl_event;
 
 typedef void (*pkl_event_fn)(void *ctx, const pkl_event *ev);

@@ -179,8 +179,8 @@ static int underflow(ld *L) {
                           : "unpickling stack underflow");
 }
 
-static void event(ld *L, pkl_event_kind k, const pkl_val *target, const char *m, size_t ml,
-                  const char *n, size_t nl) {
+static void event(ld *L, pkl_event_kind k, const pkl_val *target, const pkl_val *result,
+                  const char *m, size_t ml, const char *n, size_t nl) {
     if (!L->o->on_event)
         return;
     pkl_event ev;
@@ -191,6 +191,7 @@ static void event(ld *L, pkl_event_kind k, const pkl_val *target, const char *m,
     ev.name = n;
     ev.nlen = nl;
     ev.target = target;
+    ev.result = result;
     L->o->on_event(L->o->ctx, &ev);
 }
 
@@ -1339,7 +1340,7 @@ static inline bool intlike_value(const pkl_val *v, int64_t *out) {
 static int mutate(ld *L, pkl_val *stub, pkl_mutkind k, pkl_val *a, pkl_val *b) {
     if (pkl_stub_mutate(L->doc, stub, k, a, b))
         return nomem(L);
-    event(L, PKL_EV_MUTATE, stub, NULL, 0, NULL, 0);
+    event(L, PKL_EV_MUTATE, stub, NULL, NULL, 0, NULL, 0);
     return 0;
 }
 
@@ -1512,7 +1513,7 @@ static int resolve_global(ld *L, const char *m, size_t ml, const char *n, size_t
     pkl_val *g = pkl_global_intern(L->doc, m, ml, n, nl);
     if (!g)
         return nomem(L);
-    event(L, PKL_EV_GLOBAL, g, g->u.stub->module, ml, g->u.stub->name, nl);
+    event(L, PKL_EV_GLOBAL, g, g, g->u.stub->module, ml, g->u.stub->name, nl);
     *out = g;
     return 0;
 }
@@ -1587,7 +1588,7 @@ static int make_call(ld *L, pkl_val *callable, pkl_val *args) {
         return nomem(L);
     c->u.stub->target = callable;
     c->u.stub->args = args;
-    event(L, PKL_EV_CALL, callable, NULL, 0, NULL, 0);
+    event(L, PKL_EV_CALL, callable, c, NULL, 0, NULL, 0);
     return push(L, c);
 }
 
@@ -1602,7 +1603,7 @@ static int make_new(ld *L, pkl_val *cls, pkl_val *args, pkl_val *kwargs) {
         if (!v->u.stub->kwargs)
             return nomem(L);
     }
-    event(L, PKL_EV_NEW, cls, NULL, 0, NULL, 0);
+    event(L, PKL_EV_NEW, cls, v, NULL, 0, NULL, 0);
     return push(L, v);
 }
 
@@ -1725,7 +1726,7 @@ static int op_persid(ld *L) {
     if (!v)
         return nomem(L);
     v->u.stub->target = pid;
-    event(L, PKL_EV_PERSID, pid, (const char *)pid->u.bytes.data, len - 1, NULL, 0);
+    event(L, PKL_EV_PERSID, pid, v, (const char *)pid->u.bytes.data, len - 1, NULL, 0);
     return push(L, v);
 }
 
@@ -1739,7 +1740,7 @@ static int op_binpersid(ld *L) {
     if (!v)
         return nomem(L);
     v->u.stub->target = pid;
-    event(L, PKL_EV_PERSID, pid, NULL, 0, NULL, 0);
+    event(L, PKL_EV_PERSID, pid, v, NULL, 0, NULL, 0);
     return push(L, v);
 }
 

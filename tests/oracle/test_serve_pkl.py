@@ -249,11 +249,9 @@ class TestServe(unittest.TestCase):
         self.assertEqual(diffs, [], "%d trace differences, first: %r"
                          % (len(diffs), diffs[:3]))
 
-    @unittest.expectedFailure
-    def test_known_gap_results_used_in_reverse_order(self):
-        # Two results of one callable, the first one mutated last: libpkl's
-        # on_event does not name the stub a CALL creates, so brine serve
-        # matches it to the newest unmatched call of that callable.
+    def test_results_of_one_callable_used_in_reverse_order(self):
+        # Two results of one callable, the first one mutated last: the trace
+        # must name each by the event that made it (pkl_event.result).
         data = b"cm\nf\n(tRp0\n0cm\nf\n(tRp1\n0g0\n}b0g1\n}b(g0\ng1\nl."
         hello, got = serve([data])
         self.assertEqual(got[0][1], oracle_serve([data])[0][1])
