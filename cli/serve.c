@@ -78,62 +78,15 @@ static void tb_num(tbuf *b, size_t v) {
     tb_put(b, tmp, (size_t)n);
 }
 
-/* One code point as docs/canonical-form.md section 3 quotes it. */
-static void tb_cp(tbuf *b, uint32_t cp) {
-    static const char hexd[] = "0123456789abcdef";
-    char tmp[10];
-    if (cp >= 0x20 && cp < 0x7f && cp != '"' && cp != '\\') {
-        tb_putc(b, (char)cp);
-        return;
-    }
-    if (cp == '"' || cp == '\\') {
-        tmp[0] = '\\';
-        tmp[1] = (char)cp;
-        tb_put(b, tmp, 2);
-        return;
-    }
-    int digits = cp < 0x100 ? 2 : cp < 0x10000 ? 4 : 8;
-    tmp[0] = '\\';
-    tmp[1] = digits == 2 ? 'x' : digits == 4 ? 'u' : 'U';
-    for (int i = 0; i < digits; i++)
-        tmp[2 + i] = hexd[(cp >> (4 * (digits - 1 - i))) & 15];
-    tb_put(b, tmp, (size_t)(2 + digits));
-}
-
-/* libpkl's string storage (UTF-8 where surrogates are encoded like any other
-   code point), quoted exactly as pkl/canon.c quotes global names. */
+/* A global's name, quoted exactly as the canonical text quotes it. */
 static void tb_quoted_utf8(tbuf *b, const char *s, size_t n) {
-    const uint8_t *p = (const uint8_t *)s;
-    tb_putc(b, '"');
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        uint32_t cp;
-        size_t len;
-        if (c < 0x80) {
-            cp = c;
-            len = 1;
-        } else if ((c & 0xe0) == 0xc0) {
-            cp = c & 0x1f;
-            len = 2;
-        } else if ((c & 0xf0) == 0xe0) {
-            cp = c & 0x0f;
-            len = 3;
-        } else {
-            cp = c & 0x07;
-            len = 4;
-        }
-        if (len > n - i) {
-            cp = c;
-            len = 1;
-        } else {
-            for (size_t k = 1; k < len; k++)
-                cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        tb_cp(b, cp);
-        i += len;
+    char *q = n <= (SIZE_MAX - 2) / 4 ? malloc(PKL_QUOTE_MAX(n)) : NULL;
+    if (!q) {
+        b->failed = true;
+        return;
     }
-    tb_putc(b, '"');
+    tb_put(b, q, pkl_quote_str(s, n, q));
+    free(q);
 }
 
 /*------------------------------------------------------------------------------

@@ -288,6 +288,14 @@ void pkl_doc_free(pkl_doc *doc);
 char *pkl_canon(const pkl_doc *doc, const pkl_alc *alc, size_t max_output,
                 size_t *len, pkl_err *err);
 
+/** Writes the canonical quoting (docs/canonical-form.md section 3) of a
+    string in libpkl's STR storage (UTF-8 in which surrogates are encoded like
+    any other code point, e.g. a GLOBAL's module or name) to `out`, which must
+    hold PKL_QUOTE_MAX(n) bytes. Returns the bytes written; no NUL, no
+    allocation. */
+#define PKL_QUOTE_MAX(n) (4 * (n) + 2)
+size_t pkl_quote_str(const char *s, size_t n, char *out);
+
 /** Renders the canonical document of a failed load ("error <class>").
     Same ownership as pkl_canon. */
 char *pkl_canon_error(pkl_code code, const pkl_alc *alc, size_t *len);

@@ -29,10 +29,12 @@ typedef struct buf {
     pkl_code fail; /* first failure, PKL_OK while healthy */
 } buf;
 
-static bool buf_reserve(buf *b, size_t extra) {
+/* Capacity for `extra` more bytes, without charging them to `max`: worst-case
+   reservations (quoting) must not fail a text that fits. */
+static bool buf_room(buf *b, size_t extra) {
     if (b->fail)
         return false;
-    if (extra > b->max - b->len) {
+    if (extra > SIZE_MAX / 2 - b->len) {
         b->fail = PKL_ERR_RESOURCE_LIMIT;
         return false;
     }
@@ -50,6 +52,21 @@ static bool buf_reserve(buf *b, size_t extra) {
     b->p = p;
     b->cap = cap;
     return true;
+}
+
+/* Capacity for `extra` more bytes that will all be written: charged to `max`. */
+static bool buf_reserve(buf *b, size_t extra) {
+    if (!b->fail && extra > b->max - b->len) {
+        b->fail = PKL_ERR_RESOURCE_LIMIT;
+        return false;
+    }
+    return buf_room(b, extra);
+}
+
+/* After writing an unknown amount into reserved room: enforce `max`. */
+static void buf_check(buf *b) {
+    if (b->len > b->max && !b->fail)
+        b->fail = PKL_ERR_RESOURCE_LIMIT;
 }
 
 static void put(buf *b, const char *s, size_t n) {
@@ -90,41 +107,46 @@ static void put_hexbytes(buf *b, const uint8_t *p, size_t n) {
 /* ------------------------------------------------------------------------ */
 /* Scalar payloads (section 3 quoting). */
 
-static void put_escaped_cp(buf *b, uint32_t cp) {
-    char tmp[12];
-    size_t n;
+/* Writes one escaped code point or byte; returns the bytes written (<= 10). */
+static size_t escape_cp(char *o, uint32_t cp) {
     if (cp >= 0x20 && cp < 0x7f && cp != '"' && cp != '\\') {
-        putc_(b, (char)cp);
-        return;
+        o[0] = (char)cp;
+        return 1;
     }
     if (cp == '"' || cp == '\\') {
-        tmp[0] = '\\';
-        tmp[1] = (char)cp;
-        put(b, tmp, 2);
-        return;
+        o[0] = '\\';
+        o[1] = (char)cp;
+        return 2;
     }
     int digits = cp < 0x100 ? 2 : cp < 0x10000 ? 4 : 8;
-    tmp[0] = '\\';
-    tmp[1] = digits == 2 ? 'x' : digits == 4 ? 'u' : 'U';
+    o[0] = '\\';
+    o[1] = digits == 2 ? 'x' : digits == 4 ? 'u' : 'U';
     for (int i = 0; i < digits; i++)
-        tmp[2 + i] = hexd[(cp >> (4 * (digits - 1 - i))) & 15];
-    n = (size_t)(2 + digits);
-    put(b, tmp, n);
+        o[2 + i] = hexd[(cp >> (4 * (digits - 1 - i))) & 15];
+    return (size_t)(2 + digits);
 }
 
 static void put_quoted_bytes(buf *b, const uint8_t *p, size_t n) {
-    putc_(b, '"');
+    if (n > (SIZE_MAX - 2) / 4 || !buf_room(b, 4 * n + 2))
+        return;
+    char *o = b->p + b->len;
+    size_t k = 0;
+    o[k++] = '"';
     for (size_t i = 0; i < n; i++)
-        put_escaped_cp(b, p[i]);
-    putc_(b, '"');
+        k += escape_cp(o + k, p[i]);
+    o[k++] = '"';
+    b->len += k;
+    buf_check(b);
 }
 
-/* Decodes libpkl's string storage: UTF-8 in which surrogates are encoded like
- * any other code point. The decoder validated it; a malformed byte is still
- * rendered (as its own value) rather than trusted blindly. */
-static void put_quoted_utf8(buf *b, const uint8_t *p, size_t n) {
-    putc_(b, '"');
-    size_t i = 0;
+/* The worst case is 4 output bytes per input byte: a 1-byte code point
+ * becomes \xNN; longer sequences expand less (\uNNNN for 3 bytes, \UNNNNNNNN
+ * for 4). The decoder validated the UTF-8; a malformed byte is still rendered
+ * (as its own value) rather than trusted blindly. */
+size_t pkl_quote_str(const char *s, size_t n, char *out) {
+    const uint8_t *p = (const uint8_t *)s;
+    size_t k = 0, i = 0;
+    out[k++] = '"';
     while (i < n) {
         uint8_t c = p[i];
         uint32_t cp;
@@ -146,13 +168,21 @@ static void put_quoted_utf8(buf *b, const uint8_t *p, size_t n) {
             cp = c;
             len = 1;
         } else {
-            for (size_t k = 1; k < len; k++)
-                cp = cp << 6 | (p[i + k] & 0x3f);
+            for (size_t j = 1; j < len; j++)
+                cp = cp << 6 | (p[i + j] & 0x3f);
         }
-        put_escaped_cp(b, cp);
+        k += escape_cp(out + k, cp);
         i += len;
     }
-    putc_(b, '"');
+    out[k++] = '"';
+    return k;
+}
+
+static void put_quoted_utf8(buf *b, const uint8_t *p, size_t n) {
+    if (n > (SIZE_MAX - 2) / 4 || !buf_room(b, PKL_QUOTE_MAX(n)))
+        return;
+    b->len += pkl_quote_str((const char *)p, n, b->p + b->len);
+    buf_check(b);
 }
 
 /* ------------------------------------------------------------------------ */
