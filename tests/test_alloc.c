@@ -22,9 +22,6 @@
 #define CASES_PATH BRINE_TEST_DATA "/decode_cases.txt"
 #define ERROR_RESOURCE "brine-canonical 1 raw\nerror resource-limit\n"
 
-static dcases g_cases;
-static bool g_loaded;
-static char g_load_error[512];
 
 static void need_cases(void) {
     if (!g_loaded)
@@ -421,17 +418,6 @@ static void test_alloc_canon_error_text(void **state) {
 
 /* ------------------------------------------------------------------------ */
 
-static int group_setup(void **state) {
-    (void)state;
-    g_loaded = dcases_load(CASES_PATH, &g_cases, g_load_error, sizeof g_load_error);
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    dcases_free(&g_cases);
-    return 0;
-}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -445,5 +431,5 @@ int main(void) {
         cmocka_unit_test(test_alloc_large_documents),
         cmocka_unit_test(test_alloc_canon_error_text),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, cases_group_setup, cases_group_teardown);
 }

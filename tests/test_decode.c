@@ -52,9 +52,6 @@
     X(test_decode_buffer_match_oracle, "buffer")                                           \
     X(test_decode_all_opcodes_per_protocol_match_oracle, "allops")
 
-static dcases g_cases;
-static bool g_loaded;
-static char g_load_error[512];
 
 static void need_cases(void) {
     if (!g_loaded)
@@ -369,17 +366,6 @@ static void test_decode_cases_cover_every_error_class(void **state) {
 
 /* ------------------------------------------------------------------------ */
 
-static int group_setup(void **state) {
-    (void)state;
-    g_loaded = dcases_load(CASES_PATH, &g_cases, g_load_error, sizeof g_load_error);
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    dcases_free(&g_cases);
-    return 0;
-}
 
 int main(void) {
 #define AREA_ENTRY(fn, ...) cmocka_unit_test(fn),
@@ -390,5 +376,5 @@ int main(void) {
         DECODE_AREAS(AREA_ENTRY)
     };
 #undef AREA_ENTRY
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, cases_group_setup, cases_group_teardown);
 }

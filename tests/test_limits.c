@@ -19,9 +19,6 @@
 #define MiB (KiB * 1024)
 #define GiB (MiB * 1024)
 
-static dcases g_cases;
-static bool g_loaded;
-static char g_load_error[512];
 
 static const dcase *get_case(const char *name) {
     if (!g_loaded)
@@ -724,17 +721,6 @@ static void test_limits_events_inst_obj_stack_global(void **state) {
 
 /* ------------------------------------------------------------------------ */
 
-static int group_setup(void **state) {
-    (void)state;
-    g_loaded = dcases_load(CASES_PATH, &g_cases, g_load_error, sizeof g_load_error);
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    dcases_free(&g_cases);
-    return 0;
-}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -755,5 +741,5 @@ int main(void) {
         cmocka_unit_test(test_limits_events_in_order_before_an_error),
         cmocka_unit_test(test_limits_events_inst_obj_stack_global),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, cases_group_setup, cases_group_teardown);
 }

@@ -483,3 +483,26 @@ size_t first_diff_line(const char *a, const char *b) {
             line++;
     }
 }
+
+/* ---- the shared case-file fixture */
+
+#ifndef BRINE_TEST_DATA
+#error "tests/CMakeLists.txt defines BRINE_TEST_DATA"
+#endif
+
+dcases g_cases;
+bool g_loaded;
+char g_load_error[512];
+
+int cases_group_setup(void **state) {
+    (void)state;
+    g_loaded = dcases_load(BRINE_TEST_DATA "/decode_cases.txt", &g_cases, g_load_error,
+                           sizeof g_load_error);
+    return 0;
+}
+
+int cases_group_teardown(void **state) {
+    (void)state;
+    dcases_free(&g_cases);
+    return 0;
+}

@@ -36,6 +36,16 @@ typedef struct dcases {
    silently counted as passed). */
 bool dcases_load(const char *path, dcases *out, char *errbuf, size_t errlen);
 void dcases_free(dcases *set);
+
+/* The case file every decoder test reads, loaded once per test group by
+   cases_group_setup (a cmocka group setup) and freed by cases_group_teardown.
+   When loading failed, g_loaded is false and g_load_error says why: tests
+   must fail on that, never skip. */
+extern dcases g_cases;
+extern bool g_loaded;
+extern char g_load_error[512];
+int cases_group_setup(void **state);
+int cases_group_teardown(void **state);
 const dcase *dcases_find(const dcases *set, const char *name);
 
 /* The error class the oracle expects (from "error <class>"), PKL_OK when
