@@ -8,10 +8,23 @@
         "== <filename>" followed by its canonical text; exit 0 unless DIR
         cannot be read (2).
 
+    python3 -m brine_oracle load --one-shot [--unpickler c|py]
+        the adapter protocol's one-shot mode (docs/adapter-protocol.md
+        section 2): the pickle on stdin, its canonical document on stdout,
+        exit 0 loaded, 1 rejected (2: I/O error, a crash for the runner).
+
 Options: --max-output BYTES (canonical text limit, default 1 GiB),
 --memory-limit MB (address-space limit for this process, default none:
 CPython allocates eagerly on some tiny inputs, and a case that hits the limit
 is reported as `error resource-limit`), --quiet (no messages on stderr).
+
+    python3 -m brine_oracle serve [--unpickler c|py] [--memory-limit MB]
+                                  [--timeout SECONDS] [--no-trace]
+                                  [--max-output BYTES] [--quiet]
+        the adapter protocol v1, persistent mode (brine_oracle.worker):
+        hello, then one response frame per request frame until EOF.
+        --memory-limit defaults to 2048 (0: none), --timeout (per-case CPU
+        seconds) to 10 (0: none).
 """
 
 import argparse
@@ -39,6 +52,13 @@ def _write(out, text):
 
 
 def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    # `adapt` installs its import guard and patches pickle before it imports
+    # the user's module, so it parses its own arguments.
+    if argv and argv[0] == "adapt":
+        from .adapt_main import main as adapt_main
+        return adapt_main(argv[1:])
     p = argparse.ArgumentParser(prog="python3 -m brine_oracle",
                                 description="brine's CPython oracle")
     sub = p.add_subparsers(dest="command")
@@ -50,13 +70,33 @@ def main(argv=None):
     lp.add_argument("--max-output", type=int, default=canon.DEFAULT_MAX_OUTPUT)
     lp.add_argument("--memory-limit", type=int, default=0, metavar="MB")
     lp.add_argument("--quiet", action="store_true")
+    lp.add_argument("--one-shot", action="store_true",
+                    help="adapter one-shot mode: the pickle on stdin")
+    from . import worker
+    sp = sub.add_parser("serve", help="adapter protocol v1 (persistent)")
+    sp.add_argument("--unpickler", choices=UNPICKLERS, default="c")
+    sp.add_argument("--memory-limit", type=int,
+                    default=worker.DEFAULT_MEMORY_LIMIT_MB, metavar="MB")
+    sp.add_argument("--timeout", type=float, default=worker.DEFAULT_TIMEOUT,
+                    metavar="SECONDS")
+    sp.add_argument("--no-trace", action="store_true")
+    sp.add_argument("--max-output", type=int, default=canon.DEFAULT_MAX_OUTPUT)
+    sp.add_argument("--quiet", action="store_true")
     try:
         args = p.parse_args(argv)
     except SystemExit as e:
         return 2 if e.code else 0
+    if args.command == "serve":
+        return worker.serve(args.unpickler, args.memory_limit, args.timeout,
+                            not args.no_trace, args.max_output, args.quiet)
     if args.command != "load":
         p.print_usage(sys.stderr)
         return 2
+    if args.one_shot:
+        if args.path not in (None, "-") or args.batch is not None:
+            sys.stderr.write("brine_oracle load: --one-shot reads stdin\n")
+            return 2
+        args.path = "-"
     if (args.path is None) == (args.batch is None):
         sys.stderr.write("brine_oracle load: give exactly one of FILE, - "
                          "or --batch DIR\n")
@@ -110,5 +150,18 @@ def main(argv=None):
     return 0 if r.ok else 1
 
 
+def _main_guarded():
+    # Exit 1 means "rejected" in one-shot mode: an oracle failure must not
+    # look like that.  Anything unexpected exits 3 (a crash for the runner).
+    try:
+        return main()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: B902
+        import traceback
+        traceback.print_exc()
+        return 3
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_guarded())

@@ -12,6 +12,7 @@ can occur there; anything else is an oracle bug (:class:`CanonBug`).
 """
 
 import hashlib
+import itertools
 import re
 import struct
 
@@ -55,7 +56,10 @@ _NEEDS_ESCAPE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 def _escape(m):
-    c = ord(m.group())
+    return _escape_cp(ord(m.group()))
+
+
+def _escape_cp(c):
     if c == 0x22:
         return '\\"'
     if c == 0x5c:
@@ -67,14 +71,30 @@ def _escape(m):
     return "\\U%08x" % c
 
 
+# Fast path (same output as _NEEDS_ESCAPE.sub(_escape, s)): the ASCII
+# characters that need an escape go through str.translate, everything at or
+# above 0x80 through the "backslashreplace" error handler, whose \\xNN,
+# \\uNNNN and \\UNNNNNNNN escapes (lowercase hex, lone surrogates included)
+# are exactly section 3's.
+_ASCII_ESCAPES = dict((c, _escape_cp(c)) for c in
+                      list(range(0x20)) + [0x22, 0x5c, 0x7f])
+_isascii = getattr(str, "isascii", None)    # Python 3.7+
+
+
 def quote_str(s):
     """A str payload: one escape per code point (lone surrogates too)."""
-    return '"' + _NEEDS_ESCAPE.sub(_escape, s) + '"'
+    if not s.isprintable() or '"' in s or "\\" in s:
+        s = s.translate(_ASCII_ESCAPES)
+    if _isascii is None or not _isascii(s):
+        s = s.encode("ascii", "backslashreplace").decode("ascii")
+    return '"' + s + '"'
 
 
 def quote_bytes(b):
     """A bytes/bytearray payload: one escape per byte."""
-    return '"' + _NEEDS_ESCAPE.sub(_escape, bytes(b).decode("latin-1")) + '"'
+    if type(b) is not bytes and type(b) is not bytearray:
+        b = bytes(b)
+    return quote_str(b.decode("latin-1"))
 
 
 def _int_payload(v):
@@ -85,8 +105,11 @@ def _int_payload(v):
     return "0x%x" % v
 
 
+_pack_double = struct.Struct(">d").pack
+
+
 def _float_payload(v):
-    return struct.pack(">d", v).hex()
+    return _pack_double(v).hex()
 
 
 # --------------------------------------------------------------------------
@@ -310,56 +333,137 @@ class _Emitter(object):
         return indeg
 
     def emit(self, root):
-        indeg = self.count(root)
-        labels = {}
-        out = [HEADER]
-        size = len(HEADER)
+        """The document, in one walk.
+
+        Same output as counting in-degrees first and labelling on the way
+        (section 4): the walk is the pre-order of the output, which expands
+        every node's children exactly once, so a node is shared exactly when
+        the walk meets it a second time.  Its first line (already written)
+        and its ref lines are then patched at the end: labels are numbered
+        in the order of those first lines.  The output size is checked every
+        _CHECK_EVERY lines on the way, as a lower bound (labels not yet
+        counted), and exactly at the end."""
         limit = self.max_output
+        out = [HEADER]
+        if len(HEADER) > limit:
+            raise OutputLimitExceeded(limit)
+        size = 0            # of out[:checked], plus the refs' minimum
+        checked = 0
+        check_at = _CHECK_EVERY
+        first = {}          # id(node) -> index in out of its first line
+        refs = []           # (index in out, id(node)) of ref lines
+        head = self.head
+        children = self.children
+        append = out.append
+        indents = _INDENTS
+        n_indents = len(indents)
+        int_min = INT64_MIN
+        int_limit = INT64_LIMIT
+        slot_t = _Slot
+        qcache = _QUOTE_CACHE
+        # Each stack entry: (iterator over the children, their depth).  The
+        # inner loop prints the scalars in place and descends (break) at
+        # the first child that has children of its own.
+        stack = [(iter((root,)), 0)]
+        push = stack.append
+        while stack:
+            if len(out) >= check_at:
+                size += sum(map(len, out[checked:]))
+                checked = len(out)
+                check_at = checked + _CHECK_EVERY
+                if size > limit:
+                    raise OutputLimitExceeded(limit)
+            it, depth = stack[-1]
+            ind = indents[depth] if depth < n_indents else "@%d " % depth
+            for o in it:
+                t = type(o)
+                if t is str:
+                    q = qcache.get(o)
+                    if q is None:
+                        q = quote_str(o)
+                        if len(o) <= 64:
+                            if len(qcache) >= _QUOTE_CACHE_MAX:
+                                qcache.clear()
+                            qcache[o] = q
+                    append(ind + "str " + q + "\n")
+                elif t is int:
+                    if int_min <= o < int_limit:
+                        append("%sint %d\n" % (ind, o))
+                    else:
+                        append(ind + "int " + _int_payload(o) + "\n")
+                elif t is slot_t:
+                    append(ind + o.name + "\n")
+                    if o.children:
+                        push((iter(o.children), depth + 1))
+                        break
+                elif t is float:
+                    append(ind + "float " + _pack_double(o).hex() + "\n")
+                elif o is None:
+                    append(ind + "none\n")
+                elif t is bool:
+                    append(ind + ("bool true\n" if o else "bool false\n"))
+                elif t is bytes:
+                    append(ind + "bytes " + quote_bytes(o) + "\n")
+                elif (t is tuple or t is frozenset) and not o:
+                    # never labelled (section 4)
+                    append(ind + ("tuple\n" if t is tuple else "frozenset\n"))
+                else:
+                    k = id(o)
+                    if k in first:
+                        refs.append((len(out), k))
+                        append(ind)
+                        size += 7       # "ref #" digit(s) "\n"
+                        continue
+                    first[k] = len(out)
+                    if t is list:
+                        append(ind + "list\n")
+                        kids = o
+                    elif t is dict:
+                        append(ind + "dict\n")
+                        kids = _chain_items(o.items())
+                    elif t is tuple:
+                        append(ind + "tuple\n")
+                        kids = o
+                    else:
+                        append(ind + head(o) + "\n")
+                        kids = children(o)
+                    if kids:
+                        push((iter(kids), depth + 1))
+                        break
+                if len(out) >= check_at:
+                    break       # check the size (the while loop resumes it)
+            else:
+                stack.pop()
+        size += sum(map(len, out[checked:]))
         if size > limit:
             raise OutputLimitExceeded(limit)
-        next_label = 0
-        # Stack of (object, depth), children pushed in reverse.
-        stack = [(root, 0)]
-        while stack:
-            o, depth = stack.pop()
-            if depth <= MAX_SPACE_DEPTH:
-                ind = "  " * depth
-            else:
-                ind = "@%d " % depth
-            is_slot = type(o) is _Slot
-            walk = True
-            if is_slot:
-                line = o.name
-            else:
-                h = scalar_line(o)
-                if h is not None:
-                    line = h
-                    walk = False
-                else:
-                    kind, cls = _kind(o)
-                    line = self.head(o)
-                    if cls == _NODE:
-                        k = id(o)
-                        lab = labels.get(k)
-                        if lab is not None:
-                            line = "ref #%d" % lab
-                            walk = False
-                        elif indeg.get(k, 0) >= 2:
-                            next_label += 1
-                            labels[k] = next_label
-                            line = "%s #%d" % (line, next_label)
-            text = ind + line + "\n"
-            size += len(text)
+        if refs:
+            shared = sorted(set(k for _, k in refs), key=first.__getitem__)
+            labels = {}
+            for n, k in enumerate(shared, 1):
+                labels[k] = n
+                i = first[k]
+                line = out[i]
+                lab = " #%d\n" % n
+                out[i] = line[:-1] + lab
+                size += len(lab) - 1
+            for i, k in refs:
+                text = "%sref #%d\n" % (out[i], labels[k])
+                size += len(text) - len(out[i]) - 7
+                out[i] = text
             if size > limit:
                 raise OutputLimitExceeded(limit)
-            out.append(text)
-            if walk:
-                kids = self.children(o)
-                if kids:
-                    d1 = depth + 1
-                    for c in reversed(kids):
-                        stack.append((c, d1))
         return "".join(out)
+
+# quote_str of short strings seen recently (dict keys repeat a lot)
+_QUOTE_CACHE = {}
+_QUOTE_CACHE_MAX = 4096
+_CHECK_EVERY = 512        # lines between two output size checks
+_INDENTS = tuple("  " * d for d in range(MAX_SPACE_DEPTH + 1))
+
+
+# key, value, key, value ... of dict items (an iterator, always truthy)
+_chain_items = itertools.chain.from_iterable
 
 
 def render(root, max_output=DEFAULT_MAX_OUTPUT):

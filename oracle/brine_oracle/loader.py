@@ -17,7 +17,7 @@ import pickle
 
 from . import canon
 from . import classify as _classify
-from .stubs import Session
+from .stubs import Session, CaseTimeout
 
 __all__ = ["load", "load_result", "LoadResult", "UNPICKLERS"]
 
@@ -143,7 +143,9 @@ class _PyUnpickler(pickle._Unpickler):
     readline = property(_get_readline, _set_readline)
 
     def find_class(self, module, name):
-        return self._brine_session.find_class(module, name)
+        # The Python unpickler knows the protocol in effect (the trace's
+        # py2 renaming depends on it); the C one does not expose it.
+        return self._brine_session.find_class(module, name, self.proto)
 
     def persistent_load(self, pid):
         return self._brine_session.persistent_load(pid)
@@ -163,7 +165,7 @@ def _c_rerun(data, plain_file):
             f = io.BytesIO(data)
             try:
                 _CUnpickler(f, Session()).load()
-            except (KeyboardInterrupt, SystemExit):
+            except (KeyboardInterrupt, SystemExit, CaseTimeout):
                 raise
             except BaseException as e:  # noqa: B902
                 return e, f.tell()
@@ -174,14 +176,19 @@ def _c_rerun(data, plain_file):
         copyreg._extension_cache.clear()
 
 
-def load_result(data, unpickler="c", max_output=canon.DEFAULT_MAX_OUTPUT):
-    """Load `data` and render it; never raises for anything in `data`."""
+def load_result(data, unpickler="c", max_output=canon.DEFAULT_MAX_OUTPUT,
+                session=None):
+    """Load `data` and render it; never raises for anything in `data`.
+    `session`: a fresh :class:`Session` to record into (the worker passes its
+    own, to keep the trace of a case its timer interrupts); default a new
+    one."""
     if unpickler not in UNPICKLERS:
         raise ValueError("unpickler must be 'c' or 'py', not %r"
                          % (unpickler,))
     data = bytes(data)
     copyreg._extension_cache.clear()
-    session = Session()
+    if session is None:
+        session = Session()
     if unpickler == "c":
         f = _WholeInputFile(data)
         u = _CUnpickler(f, session)
@@ -192,6 +199,12 @@ def load_result(data, unpickler="c", max_output=canon.DEFAULT_MAX_OUTPUT):
         value = u.load()
     except (KeyboardInterrupt, SystemExit):
         raise
+    except CaseTimeout as e:
+        # the worker's per-case timer (brine_oracle.worker)
+        u = f = None
+        return LoadResult(canon.render_error(_classify.RESOURCE_LIMIT),
+                          session.trace, _classify.RESOURCE_LIMIT,
+                          "per-case time limit", e)
     except BaseException as e:  # noqa: B902 - everything is classified
         info = _classify.LoadInfo(unpickler=unpickler, data=data)
         if unpickler == "c":
@@ -212,7 +225,7 @@ def load_result(data, unpickler="c", max_output=canon.DEFAULT_MAX_OUTPUT):
         return LoadResult(canon.render_error(_classify.RESOURCE_LIMIT),
                           session.trace, _classify.RESOURCE_LIMIT,
                           "canonical text over the output limit", e)
-    except (MemoryError, RecursionError) as e:
+    except (MemoryError, RecursionError, CaseTimeout) as e:
         return LoadResult(canon.render_error(_classify.RESOURCE_LIMIT),
                           session.trace, _classify.RESOURCE_LIMIT,
                           "emitter ran out of resources", e)

@@ -37,11 +37,17 @@ Works on Python 3.6 and later.
 import functools
 
 __all__ = ["Session", "StubMeta", "StubBase", "StubObj", "StubBug",
-           "stub_record", "is_stub_type", "is_stub_obj"]
+           "CaseTimeout", "stub_record", "is_stub_type", "is_stub_obj"]
 
 
 class StubBug(Exception):
     """An exception escaped a stub recorder: a bug in the oracle."""
+
+
+class CaseTimeout(Exception):
+    """Raised by the worker's per-case timer (brine_oracle.worker): the case
+    ran out of time, which is a resource limit, not a bug nor a fault of the
+    pickle.  Recorders let it through like MemoryError."""
 
 
 class StubRecord(object):
@@ -69,8 +75,8 @@ def _guard(fn):
     def guarded(*a, **kw):
         try:
             return fn(*a, **kw)
-        except (StubBug, MemoryError, RecursionError, KeyboardInterrupt,
-                SystemExit):
+        except (StubBug, CaseTimeout, MemoryError, RecursionError,
+                KeyboardInterrupt, SystemExit):
             # Resource exhaustion is not a bug: let it be classified.
             raise
         except BaseException as e:  # noqa: B902 - re-raised as a bug
@@ -249,8 +255,10 @@ class Session(object):
 
     ``trace`` is an ordered list of events:
 
-    * ``("global", module, name, stub_type)`` - find_class was asked for
-      (module, name) (every time, also when the stub type is reused);
+    * ``("global", module, name, stub_type, proto)`` - find_class was asked
+      for (module, name) (every time, also when the stub type is reused);
+      ``proto`` is the protocol in effect when the unpickler tells (the
+      Python one does), else None (brine_oracle.trace recovers it);
     * ``("call", target, result)`` - a stub was called;
     * ``("new", cls, result)`` - ``cls.__new__`` ran;
     * ``("persid", pid, result)`` - persistent_load ran;
@@ -258,25 +266,43 @@ class Session(object):
       (kind: build, append, setitem, add).
     """
 
-    def __init__(self):
+    def __init__(self, type_pool=None):
         self.globals = {}
         self.trace = []
+        # type_pool: a dict (module, name) -> stub type shared by successive
+        # sessions, to save creating a class per global per load (the
+        # worker's hot path).  A pooled type gets a fresh record when a new
+        # session takes it, so only one session may use a pool at a time,
+        # and the graphs of earlier loads must no longer be looked at.
+        self.type_pool = type_pool
 
-    def find_class(self, module, name):
-        return _find_class(self, module, name)
+    def find_class(self, module, name, proto=None):
+        return _find_class(self, module, name, proto)
 
     def persistent_load(self, pid):
         return _persistent_load(self, pid)
 
 
 @_guard
-def _find_class(self, module, name):
+def _find_class(self, module, name, proto=None):
     key = (module, name)
     cls = self.globals.get(key)
     if cls is None:
-        cls = _make_stub_type(self, module, name)
+        pool = self.type_pool
+        if pool is None:
+            cls = _make_stub_type(self, module, name)
+        else:
+            cls = pool.get(key)
+            if cls is None:
+                cls = _make_stub_type(self, module, name)
+                if len(pool) >= TYPE_POOL_MAX:
+                    pool.clear()
+                pool[key] = cls
+            else:
+                type.__setattr__(cls, "_brine_rec", StubRecord(
+                    self, "global", module=module, name=name))
         self.globals[key] = cls
-    self.trace.append(("global", module, name, cls))
+    self.trace.append(("global", module, name, cls, proto))
     return cls
 
 
@@ -285,6 +311,9 @@ def _persistent_load(self, pid):
     obj = _new_obj(self, "persid", pid, (), None)
     self.trace.append(("persid", pid, obj))
     return obj
+
+
+TYPE_POOL_MAX = 1024
 
 
 def _make_stub_type(session, module, name):
