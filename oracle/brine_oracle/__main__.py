@@ -32,19 +32,8 @@ import os
 import sys
 
 from . import canon
+from .limits import set_memory_limit
 from .loader import load_result, UNPICKLERS
-
-
-def _set_memory_limit(mb):
-    try:
-        import resource
-    except ImportError:  # not POSIX
-        return
-    limit = int(mb) * 1024 * 1024
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY and limit > hard:
-        limit = hard
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def _write(out, text):
@@ -102,7 +91,7 @@ def main(argv=None):
                          "or --batch DIR\n")
         return 2
     if args.memory_limit:
-        _set_memory_limit(args.memory_limit)
+        set_memory_limit(args.memory_limit)
     out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
 
     def note(name, r):

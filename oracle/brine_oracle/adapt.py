@@ -89,7 +89,6 @@ import functools
 import io
 import os
 import pickle
-import signal
 import struct
 import sys
 
@@ -98,6 +97,7 @@ try:
 except ImportError:  # PyPy
     _pickle = None
 
+from .limits import CaseTimer
 from . import canon
 from .classify import (classify, LoadInfo, FORBIDDEN, INTERNAL,
                        RESOURCE_LIMIT)
@@ -531,36 +531,6 @@ class AdaptResult(object):
         return "%s (%s) [%s]" % (self.error, what, self.reason)
 
 
-class _Timer(object):
-    """Per-case CPU-time alarm (ITIMER_PROF) raising CaseTimeout once."""
-
-    def __init__(self, seconds):
-        self.seconds = float(seconds or 0)
-        self.armed = self.fired = False
-        self.enabled = (self.seconds > 0 and hasattr(signal, "setitimer")
-                        and hasattr(signal, "SIGPROF"))
-        if self.enabled:
-            signal.signal(signal.SIGPROF, self._handler)
-
-    def _handler(self, signum, frame):
-        if self.armed:
-            self.armed = False
-            self.fired = True
-            raise CaseTimeout("per-case CPU time limit of %g s"
-                              % self.seconds)
-
-    def arm(self):
-        self.fired = False
-        if self.enabled:
-            self.armed = True
-            signal.setitimer(signal.ITIMER_PROF, self.seconds)
-
-    def disarm(self):
-        self.armed = False
-        if self.enabled:
-            signal.setitimer(signal.ITIMER_PROF, 0)
-
-
 class Adapter(object):
     """Loads cases with a user's unpickler class or load function.
 
@@ -579,7 +549,7 @@ class Adapter(object):
         self.trace = bool(trace) and HAVE_TRACE
         self.max_output = max_output
         self.guard = guard if guard is not None else install_guard()
-        self.timer = _Timer(timeout) if timeout else None
+        self.timer = CaseTimer(timeout) if timeout else None
         self.target = target
         self.warm = warm
         if isinstance(target, type) and issubclass(target, REAL_UNPICKLERS):

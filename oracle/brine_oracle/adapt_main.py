@@ -34,17 +34,7 @@ import importlib
 import os
 import sys
 
-
-def _set_memory_limit(mb):
-    try:
-        import resource
-    except ImportError:  # not POSIX
-        return
-    limit = int(mb) * 1024 * 1024
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY and limit > hard:
-        limit = hard
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+from .limits import set_memory_limit
 
 
 def _user_version(module_name, mod):
@@ -125,7 +115,7 @@ def main(argv=None):
         sys.stderr.write("brine adapt: %s\n" % e)
         return 2
     if args.memory_limit:
-        _set_memory_limit(args.memory_limit)
+        set_memory_limit(args.memory_limit)
 
     def log(msg):
         if not args.quiet:

@@ -38,7 +38,6 @@ Robustness inside the worker (the runner still owns the hard limits):
 """
 
 import os
-import signal
 import struct
 import sys
 import time
@@ -48,6 +47,7 @@ from .classify import RESOURCE_LIMIT, INTERNAL
 from .loader import load_result, UNPICKLERS
 from .stubs import CaseTimeout, Session
 from .trace import render_trace_lines, TRACE_MARKER
+from .limits import CaseTimer, set_memory_limit
 
 __all__ = ["serve", "hello_text", "respond", "DEFAULT_MEMORY_LIMIT_MB",
            "DEFAULT_TIMEOUT"]
@@ -74,59 +74,6 @@ def hello_text(unpickler="c", trace=True):
     return ("brine-adapter 1\nname %s\nversion %s\nlevel raw\nfeatures%s\n"
             % (implementation_name(unpickler), implementation_version(),
                " trace" if trace else ""))
-
-
-def set_memory_limit(mb):
-    """RLIMIT_AS to `mb` megabytes (clamped to the hard limit); False when
-    the platform has no such limit."""
-    try:
-        import resource
-    except ImportError:  # not POSIX
-        return False
-    limit = int(mb) * 1024 * 1024
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY and limit > hard:
-        limit = hard
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    return True
-
-
-# --------------------------------------------------------------------------
-# The per-case timer
-
-class _Timer(object):
-    """Single-shot CPU-time alarm raising CaseTimeout once per arming.
-
-    The handler disarms itself before raising, so at most one CaseTimeout
-    is raised per case however the interrupted code unwinds; ``fired``
-    says it happened even if something on the way swallowed it."""
-
-    def __init__(self, seconds):
-        self.seconds = float(seconds or 0)
-        self.armed = False
-        self.fired = False
-        self.enabled = (self.seconds > 0 and hasattr(signal, "setitimer")
-                        and hasattr(signal, "SIGPROF"))
-        if self.enabled:
-            signal.signal(signal.SIGPROF, self._handler)
-
-    def _handler(self, signum, frame):
-        if self.armed:
-            self.armed = False
-            self.fired = True
-            raise CaseTimeout("per-case CPU time limit of %g s"
-                              % self.seconds)
-
-    def arm(self):
-        self.fired = False
-        if self.enabled:
-            self.armed = True
-            signal.setitimer(signal.ITIMER_PROF, self.seconds)
-
-    def disarm(self):
-        self.armed = False
-        if self.enabled:
-            signal.setitimer(signal.ITIMER_PROF, 0)
 
 
 # --------------------------------------------------------------------------
@@ -375,7 +322,7 @@ def serve(unpickler="c", memory_limit=DEFAULT_MEMORY_LIMIT_MB,
 
     if memory_limit:
         set_memory_limit(memory_limit)
-    timer = _Timer(timeout)
+    timer = CaseTimer(timeout)
     inp = _Input(in_fd)
     out = _Output(out_fd)
     limit_doc = canon.render_error(RESOURCE_LIMIT)
