@@ -554,6 +554,8 @@ typedef struct command {
     const char *summary;
 } command;
 
+int cmd_gen(int argc, char **argv); /* cli/gen.c */
+
 static const command commands[] = {
     {"load", cmd_load, "FILE|-  |  --batch [--quiet] FILE...|DIR",
      "load with libpkl and print canonical text (exit 1: rejected)"},
@@ -563,6 +565,8 @@ static const command commands[] = {
      "libpkl as a brine adapter: framed requests on stdin (docs/adapter-protocol.md)"},
     {"impls", cmd_impls, "[--json]",
      "list the pickle implementations available here and how to start each adapter"},
+    {"gen", cmd_gen, "--seed S --count N [--protocol P] [--mode valid|invalid] [--fault NAME] --out DIR  |  --list-faults",
+     "write generated raw pickle streams (valid, or with one named fault)"},
     {"version", cmd_version, "", "print the versions of brine, libpkl and the canonical text"},
     {"help", cmd_help, "", "print this help"},
 };
