@@ -98,6 +98,8 @@ except ImportError:  # PyPy
     _pickle = None
 
 from .limits import CaseTimer
+from .loader import _TrackingFile, _WholeInputFile
+from .worker import _bounded
 from . import canon
 from .classify import (classify, LoadInfo, FORBIDDEN, INTERNAL,
                        RESOURCE_LIMIT)
@@ -394,41 +396,6 @@ def _make_stubbed(base, name):
 StubbedCUnpickler = _make_stubbed(REAL_C_UNPICKLER, "Unpickler")
 StubbedPyUnpickler = _make_stubbed(REAL_PY_UNPICKLER, "_Unpickler")
 STUBBED = (StubbedCUnpickler, StubbedPyUnpickler)
-
-
-class _WholeInputFile(io.BytesIO):
-    """peek() returns the rest of the input: the C unpickler then prefetches
-    it all, exactly as pickle.loads(bytes) does (see brine_oracle.loader)."""
-
-    def peek(self, n=0):
-        return self.getvalue()[self.tell():]
-
-
-class _TrackingFile(io.BytesIO):
-    """Notes reads that come back short (the Python unpickler carries on
-    where the C one reports truncation; see brine_oracle.loader)."""
-
-    def __init__(self, data):
-        io.BytesIO.__init__(self, data)
-        self.short_read = False
-
-    def read(self, n=-1):
-        b = io.BytesIO.read(self, n)
-        if n is not None and n >= 0 and len(b) < n:
-            self.short_read = True
-        return b
-
-    def readline(self, size=-1):
-        b = io.BytesIO.readline(self, size)
-        if not b.endswith(b"\n"):
-            self.short_read = True
-        return b
-
-    def readinto(self, buf):
-        n = io.BytesIO.readinto(self, buf)
-        if n < len(buf):
-            self.short_read = True
-        return n
 
 
 def _stub_loads(data, **kwargs):
@@ -775,22 +742,6 @@ class Adapter(object):
             return r.text
         return _bounded(r.text, r.lines or [], self.max_output)
 
-
-def _bounded(doc, lines, max_output):
-    size = len(doc) + len(TRACE_MARKER) + sum(len(l) + 1 for l in lines)
-    if size > max_output:
-        doc = canon.render_error(RESOURCE_LIMIT)
-        size = len(doc) + len(TRACE_MARKER)
-        keep = 0
-        for line in lines:
-            size += len(line) + 1
-            if size > max_output:
-                break
-            keep += 1
-        lines = lines[:keep]
-    if not lines:
-        return doc + TRACE_MARKER
-    return doc + TRACE_MARKER + "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------

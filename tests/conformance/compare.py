@@ -28,28 +28,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from batch_output import parse_batch  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(HERE))
 ORACLE_PATH = os.path.join(REPO, "oracle")
 
 ERROR_PREFIX = "brine-canonical 1 raw\nerror "
-
-
-def parse_batch(out):
-    """{name: text} from '== name' separated batch output (bytes)."""
-    docs = {}
-    name = None
-    buf = []
-    for line in out.decode("ascii", "replace").splitlines(True):
-        if line.startswith("== "):
-            if name is not None:
-                docs[name] = "".join(buf)
-            name = line[3:].rstrip("\n")
-            buf = []
-        elif name is not None:
-            buf.append(line)
-    if name is not None:
-        docs[name] = "".join(buf)
-    return docs
 
 
 def describe_status(rc):

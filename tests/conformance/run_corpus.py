@@ -25,26 +25,10 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from batch_output import parse_batch  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(HERE))
 HEADER = "brine-canonical 1 raw\n"
-
-
-def parse_batch(out):
-    """{file name: text} from brine's '== name' separated output."""
-    docs = {}
-    name = None
-    buf = []
-    for line in out.decode("utf-8", "replace").splitlines(True):
-        if line.startswith("== "):
-            if name is not None:
-                docs[name] = "".join(buf)
-            name = line[3:].rstrip("\n")
-            buf = []
-        elif name is not None:
-            buf.append(line)
-    if name is not None:
-        docs[name] = "".join(buf)
-    return docs
 
 
 def load_all(brine, paths, timeout):
