@@ -11,10 +11,8 @@
  * being stored and answered `error resource-limit`; the load itself is
  * bounded by pkl_limits; the trace by max_output. Nothing here recurses.
  *
- * Trace numbering. Event N names the object it produced (pkl_event.result):
- * the interned global node of a GLOBAL event (a global resolved again keeps
- * the number of its first event, as brine_oracle.trace does), the stub of a
- * CALL/NEW/PERSID event. Later events name their target by that number.
+ * The answer itself (text + trace) comes from harness/pkl_answer.c, shared
+ * with `brine run` and the fuzz targets.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -29,6 +27,7 @@
 #include <unistd.h>
 
 #include "pkl.h"
+#include "pkl_answer.h"
 #include "serve.h"
 
 enum { SERVE_EXIT_REJECTED = 1, SERVE_EXIT_USAGE = 2 };
@@ -36,232 +35,6 @@ enum { SERVE_EXIT_REJECTED = 1, SERVE_EXIT_USAGE = 2 };
 static const char TRACE_MARK[] = "--- trace\n";
 #define TRACE_MARK_LEN (sizeof TRACE_MARK - 1)
 #define FRAME_MAX ((size_t)UINT32_MAX)
-
-/*------------------------------------------------------------------------------
- * A growable text buffer with a hard cap
- *----------------------------------------------------------------------------*/
-
-typedef struct tbuf {
-    char *p;
-    size_t len, cap, max;
-    bool failed; /* over max or out of memory: the content is incomplete */
-} tbuf;
-
-static void tb_put(tbuf *b, const char *s, size_t n) {
-    if (b->failed)
-        return;
-    if (n > b->max - b->len) {
-        b->failed = true;
-        return;
-    }
-    if (n > b->cap - b->len) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap - b->len < n)
-            ncap = ncap > SIZE_MAX / 2 ? SIZE_MAX : ncap * 2;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
-            b->failed = true;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void tb_putc(tbuf *b, char c) { tb_put(b, &c, 1); }
-
-static void tb_num(tbuf *b, size_t v) {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%zu", v);
-    tb_put(b, tmp, (size_t)n);
-}
-
-/* A global's name, quoted exactly as the canonical text quotes it. */
-static void tb_quoted_utf8(tbuf *b, const char *s, size_t n) {
-    char *q = n <= (SIZE_MAX - 2) / 4 ? malloc(PKL_QUOTE_MAX(n)) : NULL;
-    if (!q) {
-        b->failed = true;
-        return;
-    }
-    tb_put(b, q, pkl_quote_str(s, n, q));
-    free(q);
-}
-
-/*------------------------------------------------------------------------------
- * Pointer -> event number, open addressing (value 0 = no event)
- *----------------------------------------------------------------------------*/
-
-typedef struct ptrmap {
-    const void **keys;
-    size_t *vals;
-    size_t cap, len; /* cap is 0 or a power of two */
-} ptrmap;
-
-static size_t ptr_hash(const void *p, size_t mask) {
-    uint64_t h = (uint64_t)(uintptr_t)p;
-    h ^= h >> 33;
-    h *= UINT64_C(0xff51afd7ed558ccd);
-    h ^= h >> 33;
-    return (size_t)h & mask;
-}
-
-static size_t *pm_slot(const ptrmap *m, const void *key) {
-    if (!m->cap)
-        return NULL;
-    size_t mask = m->cap - 1;
-    for (size_t i = ptr_hash(key, mask);; i = (i + 1) & mask) {
-        if (m->keys[i] == key)
-            return &m->vals[i];
-        if (!m->keys[i])
-            return NULL;
-    }
-}
-
-static size_t pm_get(const ptrmap *m, const void *key) {
-    size_t *v = pm_slot(m, key);
-    return v ? *v : 0;
-}
-
-static bool pm_grow(ptrmap *m) {
-    size_t ncap = m->cap ? m->cap * 2 : 64;
-    if (ncap < m->cap || ncap > SIZE_MAX / sizeof(size_t))
-        return false;
-    const void **nk = calloc(ncap, sizeof *nk);
-    size_t *nv = calloc(ncap, sizeof *nv);
-    if (!nk || !nv) {
-        free(nk);
-        free(nv);
-        return false;
-    }
-    size_t mask = ncap - 1;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
-            continue;
-        size_t j = ptr_hash(m->keys[i], mask);
-        while (nk[j])
-            j = (j + 1) & mask;
-        nk[j] = m->keys[i];
-        nv[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = nk;
-    m->vals = nv;
-    m->cap = ncap;
-    return true;
-}
-
-static bool pm_set(ptrmap *m, const void *key, size_t val) {
-    size_t *v = pm_slot(m, key);
-    if (v) {
-        *v = val;
-        return true;
-    }
-    if ((m->len + 1) * 4 > m->cap * 3 && !pm_grow(m))
-        return false;
-    size_t mask = m->cap - 1;
-    size_t i = ptr_hash(key, mask);
-    while (m->keys[i])
-        i = (i + 1) & mask;
-    m->keys[i] = key;
-    m->vals[i] = val;
-    m->len++;
-    return true;
-}
-
-static void pm_free(ptrmap *m) {
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof *m);
-}
-
-/*------------------------------------------------------------------------------
- * The tracer: on_event -> trace lines
- *----------------------------------------------------------------------------*/
-
-typedef struct tracer {
-    tbuf out;                  /* the trace lines */
-    size_t n;                  /* events so far */
-    ptrmap made;               /* node -> number of the event that produced it */
-    bool failed;               /* out of memory: the trace is incomplete */
-} tracer;
-
-static void tracer_init(tracer *t, size_t max_bytes) {
-    memset(t, 0, sizeof *t);
-    t->out.max = max_bytes;
-}
-
-static void tracer_free(tracer *t) {
-    free(t->out.p);
-    pm_free(&t->made);
-    memset(t, 0, sizeof *t);
-}
-
-/* The number of the event that produced `v` (0: none known, a bug). */
-static size_t resolve(tracer *t, const pkl_val *v) { return pm_get(&t->made, v); }
-
-static const char *mut_name(pkl_mutkind k) {
-    switch (k) {
-    case PKL_MUT_BUILD:
-        return "build";
-    case PKL_MUT_APPEND:
-        return "append";
-    case PKL_MUT_SETITEM:
-        return "setitem";
-    case PKL_MUT_ADD:
-        return "add";
-    }
-    return "build";
-}
-
-static void line_ref(tracer *t, size_t num, const char *kind, size_t target) {
-    tb_num(&t->out, num);
-    tb_putc(&t->out, ' ');
-    tb_put(&t->out, kind, strlen(kind));
-    tb_putc(&t->out, ' ');
-    tb_num(&t->out, target);
-    tb_putc(&t->out, '\n');
-}
-
-static void on_event(void *ctx, const pkl_event *ev) {
-    tracer *t = ctx;
-    if (t->failed || t->out.failed)
-        return;
-    size_t num = ++t->n;
-    switch (ev->kind) {
-    case PKL_EV_GLOBAL:
-        tb_num(&t->out, num);
-        tb_put(&t->out, " global ", 8);
-        tb_quoted_utf8(&t->out, ev->module, ev->mlen);
-        tb_putc(&t->out, ' ');
-        tb_quoted_utf8(&t->out, ev->name, ev->nlen);
-        tb_putc(&t->out, '\n');
-        /* one node per distinct global: named by the first event that resolved it */
-        if (!pm_get(&t->made, ev->target) && !pm_set(&t->made, ev->target, num))
-            t->failed = true;
-        return;
-    case PKL_EV_CALL:
-    case PKL_EV_NEW:
-        line_ref(t, num, ev->kind == PKL_EV_CALL ? "call" : "new", resolve(t, ev->target));
-        if (!pm_set(&t->made, ev->result, num))
-            t->failed = true;
-        return;
-    case PKL_EV_PERSID:
-        tb_num(&t->out, num);
-        tb_put(&t->out, " persid\n", 8);
-        if (!pm_set(&t->made, ev->result, num))
-            t->failed = true;
-        return;
-    case PKL_EV_MUTATE: {
-        size_t nm = pkl_val_mut_count(ev->target);
-        pkl_mutkind mk = nm ? pkl_val_mut(ev->target, nm - 1, NULL, NULL) : PKL_MUT_BUILD;
-        line_ref(t, num, mut_name(mk), resolve(t, ev->target));
-        return;
-    }
-    }
-}
 
 /*------------------------------------------------------------------------------
  * I/O: exact reads through a buffer, whole writes
@@ -366,29 +139,12 @@ static int respond_error(pkl_code code) {
 }
 
 static int serve_case(const unsigned char *data, size_t len, const pkl_limits *lim) {
-    tracer t;
-    /* canonical text (<= max_output) + trace must fit one u32 frame */
-    size_t trace_max = lim->max_output;
-    if (trace_max > FRAME_MAX / 2)
-        trace_max = FRAME_MAX / 2;
-    tracer_init(&t, trace_max);
-    pkl_load_opts opts;
-    memset(&opts, 0, sizeof opts);
-    opts.limits = lim;
-    opts.on_event = on_event;
-    opts.ctx = &t;
-    size_t out_len = 0;
-    pkl_err err = {PKL_OK, NULL, 0};
-    char *text = pkl_canon_load(data, len, &opts, &out_len, &err);
-    int rc;
-    if (!text || t.failed || t.out.failed || out_len > FRAME_MAX / 2) {
-        /* the trace (or the text) could not be completed within the bounds */
-        rc = respond_error(PKL_ERR_RESOURCE_LIMIT);
-    } else {
-        rc = write_frame(text, out_len, TRACE_MARK, TRACE_MARK_LEN, t.out.p, t.out.len);
-    }
-    free(text);
-    tracer_free(&t);
+    brine_pkl_answer ans;
+    if (brine_pkl_answer_load(data, len, lim, &ans) != 0)
+        return -1;
+    int rc = write_frame(ans.text, ans.text_len, TRACE_MARK, TRACE_MARK_LEN, ans.trace,
+                         ans.trace_len);
+    brine_pkl_answer_free(&ans);
     return rc;
 }
 
