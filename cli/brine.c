@@ -567,6 +567,9 @@ static const command commands[] = {
      "list the pickle implementations available here and how to start each adapter"},
     {"gen", cmd_gen, "--seed S --count N [--protocol P] [--mode valid|invalid] [--fault NAME] --out DIR  |  --list-faults",
      "write generated raw pickle streams (valid, or with one named fault)"},
+    {"run", cmd_run,
+     "[--impl NAME]... [--adapter NAME=CMD]... [--corpus DIR] [--group G]... [--json FILE] [--coverage] ...",
+     "run cases through implementations and judge them against the oracle (docs/runner.md)"},
     {"version", cmd_version, "", "print the versions of brine, libpkl and the canonical text"},
     {"help", cmd_help, "", "print this help"},
 };

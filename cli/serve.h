@@ -10,4 +10,7 @@ int cmd_serve(int argc, char **argv);
 /* brine impls [--json]: every pickle implementation available here (cli/impls.c). */
 int cmd_impls(int argc, char **argv);
 
+/* brine run: cases through implementations, judged against the oracle (cli/run.c). */
+int cmd_run(int argc, char **argv);
+
 #endif

@@ -332,6 +332,12 @@ static void free_list(char **v, size_t n) {
  * Plain folders (iterative walk: a deep tree costs heap, not stack)
  *----------------------------------------------------------------------------*/
 
+/* Hidden files and Markdown notes beside the pickles are not cases. */
+static bool skipped_name(const char *name) {
+    size_t n = strlen(name);
+    return name[0] == '.' || (n > 3 && strcmp(name + n - 3, ".md") == 0);
+}
+
 static int walk_folder(const char *root, brine_corpus *out, size_t *cap, char *err,
                        size_t errlen) {
     /* a stack of relative directory paths still to visit; "" is the root */
@@ -377,7 +383,7 @@ static int walk_folder(const char *root, brine_corpus *out, size_t *cap, char *e
                 }
                 todo[ntodo++] = child_rel;
                 free(child_abs);
-            } else if (S_ISREG(st.st_mode)) {
+            } else if (S_ISREG(st.st_mode) && !skipped_name(names[i])) {
                 brine_case_rec *r = new_case(out, cap);
                 if (!r || !(r->group = dup_s("")) || !(r->description = dup_s("")) ||
                     !(r->result = dup_s(""))) {

@@ -35,8 +35,9 @@ typedef struct brine_corpus {
 
 /* Opens dir: a corpus (dir/manifest/ holds JSON manifests) with the given groups
    (ngroups == 0: every group), or else every regular file below dir
-   (recursively, sorted by path). Fills *out, which owns everything it points
-   to (release with brine_corpus_free). Returns 0, or -1 with a message in
+   (recursively, sorted by path) except hidden files and *.md notes.
+   Fills *out, which owns everything it points to (release with
+   brine_corpus_free). Returns 0, or -1 with a message in
    err (errlen bytes). */
 int brine_corpus_open(const char *dir, const char *const *groups, size_t ngroups,
                       brine_corpus *out, char *err, size_t errlen);

@@ -64,32 +64,58 @@ size_t brine_scan_ops(const uint8_t *data, size_t len, brine_op_fn fn, void *ctx
     return n;
 }
 
+/* The error an opcode raises under the stock configuration, when it can
+   never load there (cover.h); NULL for every other opcode. */
+static const char *stock_error(uint8_t code) {
+    switch (code) {
+    case PKL_OP_EXT1:
+    case PKL_OP_EXT2:
+    case PKL_OP_EXT4:
+        return "unknown-extension";
+    case PKL_OP_NEXT_BUFFER:
+        return "no-buffers";
+    default:
+        return NULL;
+    }
+}
+
 typedef struct add_ctx {
     brine_coverage *c;
     int p;
-    bool loaded;
+    const char *error;
+    bool stock_done;
     bool seen[256];
 } add_ctx;
 
 static void add_op(void *ctx, const pkl_opinfo *op, size_t pos) {
     (void)pos;
     add_ctx *a = ctx;
+    const char *stock = stock_error(op->code);
+    if (a->error && stock && !a->stock_done) {
+        /* only the first such opcode can have raised the case's error */
+        a->stock_done = true;
+        if (strcmp(stock, a->error) == 0) {
+            a->c->stock[op->code][a->p]++;
+            a->seen[op->code] = true;
+            return;
+        }
+    }
     if (a->seen[op->code])
         return; /* one case counts once per opcode */
     a->seen[op->code] = true;
-    if (a->loaded)
+    if (!a->error)
         a->c->valid[op->code][a->p]++;
     else
         a->c->fault[op->code][a->p]++;
 }
 
 void brine_cover_add(brine_coverage *c, const uint8_t *data, size_t len, int protocol,
-                     bool loaded) {
+                     const char *error) {
     int declared;
     brine_scan_ops(data, len, NULL, NULL, &declared);
     int p = protocol >= 0 ? protocol : declared >= 0 ? declared : 0;
     c->cases++;
-    if (loaded)
+    if (!error)
         c->loaded++;
     if (p >= BRINE_COVER_PROTOCOLS)
         return;
@@ -97,7 +123,7 @@ void brine_cover_add(brine_coverage *c, const uint8_t *data, size_t len, int pro
     memset(&a, 0, sizeof a);
     a.c = c;
     a.p = p;
-    a.loaded = loaded;
+    a.error = error;
     brine_scan_ops(data, len, add_op, &a, NULL);
 }
 
@@ -106,7 +132,7 @@ size_t brine_cover_holes(const brine_coverage *c, FILE *out) {
     for (size_t i = 0; i < pkl_opcode_count(); i++) {
         const pkl_opinfo *op = pkl_opcode_at(i);
         for (int p = op->proto; p < BRINE_COVER_PROTOCOLS; p++) {
-            if (c->valid[op->code][p])
+            if (c->valid[op->code][p] || c->stock[op->code][p])
                 continue;
             holes++;
             if (out)
@@ -145,10 +171,12 @@ void brine_cover_print(const brine_coverage *c, FILE *out, bool markdown) {
                 snprintf(cell, sizeof cell, "-");
             } else {
                 cells++;
-                uint32_t v = c->valid[op->code][p];
-                hit += v != 0;
+                uint32_t v = c->valid[op->code][p], st = c->stock[op->code][p];
+                hit += v || st;
                 if (v)
                     snprintf(cell, sizeof cell, "%u", v);
+                else if (st)
+                    snprintf(cell, sizeof cell, "%us", st);
                 else
                     snprintf(cell, sizeof cell, "0!");
             }
@@ -159,7 +187,8 @@ void brine_cover_print(const brine_coverage *c, FILE *out, bool markdown) {
         }
         fputc('\n', out);
     }
-    fprintf(out, "%s%zu of %zu opcode x protocol cells exercised by loading cases "
-                 "(%zu cases, %zu loaded by the oracle)\n",
+    fprintf(out, "%s%zu of %zu opcode x protocol cells exercised (%zu cases, %zu loaded by "
+                 "the oracle; \"Ns\": N cases where the opcode raised its stock-configuration "
+                 "error, see harness/cover.h)\n",
             markdown ? "\n" : "", hit, cells, c->cases, c->loaded);
 }

@@ -7,8 +7,8 @@
 #include "verdict.h"
 
 static const char *const NAMES[BRINE_V_COUNT] = {
-    "pass",     "acceptable",       "oracle-limit",    "trace-mismatch", "mismatch",
-    "accept-vs-reject", "safety-mismatch", "timeout",  "crash",
+    "pass",     "acceptable",       "oracle-limit",    "refused",          "trace-mismatch",
+    "mismatch", "accept-vs-reject", "safety-mismatch", "timeout",          "crash",
 };
 
 const char *brine_verdict_name(brine_verdict v) {
@@ -203,16 +203,25 @@ static const span *first_missing(spans *want, spans *have) {
 }
 
 /* SAFETY when `got` misses a global or a call that `want` performs. Traces
-   are used where got has one; otherwise the globals of the two documents. A
-   refusal by policy (`error forbidden`) is never a miss: it is the point of a
-   restricted unpickler. */
+   are used where got has one; otherwise the globals of the two documents.
+   A rejection is judged only when it is the oracle's own rejection (same
+   class): then the implementation went through the same pickle to the same
+   fault and should have seen the same imports on the way (what a scanner
+   must report). A rejection of its own (another class, or where the oracle
+   loads) stopped somewhere else and constructed nothing: an ordinary
+   accept-vs-reject or mismatch, not a miss. So a refusal by policy (`error
+   forbidden`) is never a miss: it is the point of a restricted unpickler. */
 static bool safety_miss(const brine_text *want, const brine_text *got, char *detail,
                         size_t dlen) {
-    const char *cls;
-    size_t cls_len;
-    if (brine_doc_is_error(got->text, got->len, &cls, &cls_len) && cls_len == 9 &&
-        memcmp(cls, "forbidden", 9) == 0)
-        return false;
+    const char *cls, *wcls;
+    size_t cls_len, wcls_len;
+    if (brine_doc_is_error(got->text, got->len, &cls, &cls_len)) {
+        if (!brine_doc_is_error(want->text, want->len, &wcls, &wcls_len) ||
+            cls_len != wcls_len || memcmp(cls, wcls, cls_len) != 0)
+            return false;
+        if (cls_len == 9 && memcmp(cls, "forbidden", 9) == 0)
+            return false;
+    }
     trace_facts w, g;
     memset(&w, 0, sizeof w);
     memset(&g, 0, sizeof g);
@@ -295,8 +304,11 @@ brine_verdict brine_judge(const brine_expectation *e, const brine_text *got, cha
         if (same_trace(&e->answers[k], got)) {
             if (which)
                 *which = k;
-            if (e->oracle_limit)
-                return BRINE_V_PASS; /* both hit a limit */
+            if (e->oracle_limit) {
+                /* agreeing with an oracle that gave up proves nothing */
+                snprintf(detail, dlen, "the oracle hit a resource limit; the answers agree");
+                return BRINE_V_ORACLE_LIMIT;
+            }
             if (e->acceptable) {
                 snprintf(detail, dlen, "answer %zu of %zu of an implementation-defined case",
                          k + 1, e->n);
@@ -332,6 +344,12 @@ brine_verdict brine_judge(const brine_expectation *e, const brine_text *got, cha
     const char *wcls;
     size_t wcls_len;
     bool want_err = brine_doc_is_error(want->text, want->len, &wcls, &wcls_len);
+    if (got_err && cls_len == 9 && memcmp(cls, "forbidden", 9) == 0 &&
+        !(want_err && wcls_len == 9 && memcmp(wcls, "forbidden", 9) == 0)) {
+        snprintf(detail, dlen, "refused by policy where the oracle %s",
+                 want_err ? "rejects for another reason" : "loads");
+        return BRINE_V_REFUSED;
+    }
     if (want_err != got_err) {
         if (got_err)
             snprintf(detail, dlen, "rejected (error %.*s) what the oracle loads", (int)cls_len,

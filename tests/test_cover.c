@@ -63,9 +63,9 @@ static void test_cover_counts_loading_cases_per_protocol(void **state) {
     (void)state;
     brine_coverage *c = calloc(1, sizeof *c);
     assert_non_null(c);
-    brine_cover_add(c, (const uint8_t *)"\x80\x02K\x01K\x02.", 7, -1, true);
-    brine_cover_add(c, (const uint8_t *)"K\x01.", 3, 1, true);
-    brine_cover_add(c, (const uint8_t *)"K\x01", 2, 0, false);
+    brine_cover_add(c, (const uint8_t *)"\x80\x02K\x01K\x02.", 7, -1, NULL);
+    brine_cover_add(c, (const uint8_t *)"K\x01.", 3, 1, NULL);
+    brine_cover_add(c, (const uint8_t *)"K\x01", 2, 0, "truncated");
     assert_int_equal(c->valid['K'][2], 1); /* once per case, not per occurrence */
     assert_int_equal(c->valid['K'][1], 1);
     assert_int_equal(c->valid['K'][0], 0);
@@ -73,6 +73,27 @@ static void test_cover_counts_loading_cases_per_protocol(void **state) {
     assert_int_equal(c->valid[0x80][2], 1);
     assert_int_equal(c->cases, 3);
     assert_int_equal(c->loaded, 2);
+    free(c);
+}
+
+static void test_cover_stock_errors_count_only_for_their_opcode(void **state) {
+    (void)state;
+    brine_coverage *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    /* EXT1 then EXT2: only the first can have raised unknown-extension */
+    brine_cover_add(c, (const uint8_t *)"\x80\x02\x82\x01\x83\x00\x01.", 8, -1,
+                    "unknown-extension");
+    assert_int_equal(c->stock[0x82][2], 1);
+    assert_int_equal(c->stock[0x83][2], 0);
+    assert_int_equal(c->fault[0x83][2], 1);
+    /* the wrong error is no stock behaviour */
+    brine_cover_add(c, (const uint8_t *)"\x80\x05\x97.", 4, -1, "truncated");
+    assert_int_equal(c->stock[0x97][5], 0);
+    brine_cover_add(c, (const uint8_t *)"\x80\x05\x97.", 4, -1, "no-buffers");
+    assert_int_equal(c->stock[0x97][5], 1);
+    /* any other opcode never counts as stock */
+    brine_cover_add(c, (const uint8_t *)"K", 1, 1, "unknown-extension");
+    assert_int_equal(c->stock['K'][1], 0);
     free(c);
 }
 
@@ -92,6 +113,8 @@ static void test_cover_holes_are_the_unexercised_valid_cells(void **state) {
     }
     assert_int_equal(brine_cover_holes(c, NULL), 0);
     c->valid[0x97][5] = 0; /* NEXT_BUFFER at protocol 5 */
+    c->stock[0x82][3] = 1; /* EXT1 at protocol 3 by its stock error: no hole */
+    c->valid[0x82][3] = 0;
     c->valid['I'][0] = 0; /* INT exists since protocol 0 */
     assert_int_equal(brine_cover_holes(c, NULL), 2);
     /* a cell below the opcode's protocol is no hole */
@@ -105,6 +128,7 @@ int main(void) {
         cmocka_unit_test(test_cover_scan_follows_every_layout),
         cmocka_unit_test(test_cover_scan_stops_at_faults),
         cmocka_unit_test(test_cover_counts_loading_cases_per_protocol),
+        cmocka_unit_test(test_cover_stock_errors_count_only_for_their_opcode),
         cmocka_unit_test(test_cover_holes_are_the_unexercised_valid_cells),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,6 +71,9 @@ static void test_verdict_missed_global_in_trace_is_safety_mismatch(void **state)
     assert_non_null(strstr(d, "\"posix\" \"system\""));
     /* a different document that never names the global: still the worst verdict */
     assert_int_equal(judge1(CALL_DOC, CALL_TRACE, H "none\n", "", d), BRINE_V_SAFETY_MISMATCH);
+    /* rejecting it (stopping before the global) constructed nothing: no miss */
+    assert_int_equal(judge1(CALL_DOC, CALL_TRACE, H "error unsupported-protocol\n", "", d),
+                     BRINE_V_ACCEPT_VS_REJECT);
 }
 
 static void test_verdict_missed_call_is_safety_mismatch(void **state) {
@@ -90,13 +93,19 @@ static void test_verdict_global_before_error_is_checked(void **state) {
     const char *trace = "1 global \"os\" \"system\"\n";
     assert_int_equal(judge1(want, trace, want, "", d), BRINE_V_SAFETY_MISMATCH);
     assert_int_equal(judge1(want, trace, want, trace, d), BRINE_V_PASS);
+    /* stopping at another fault (earlier) is an ordinary mismatch */
+    assert_int_equal(judge1(want, trace, H "error bad-opcode\n", "", d), BRINE_V_MISMATCH);
 }
 
 static void test_verdict_forbidden_is_never_a_safety_miss(void **state) {
     (void)state;
     char d[200];
     assert_int_equal(judge1(CALL_DOC, CALL_TRACE, H "error forbidden\n", "", d),
-                     BRINE_V_ACCEPT_VS_REJECT);
+                     BRINE_V_REFUSED);
+    assert_int_equal(judge1(H "error truncated\n", "1 global \"os\" \"system\"\n",
+                            H "error forbidden\n", "", d),
+                     BRINE_V_REFUSED);
+    assert_false(brine_verdict_ok(BRINE_V_REFUSED));
 }
 
 static void test_verdict_as_clause_is_ignored(void **state) {
@@ -151,10 +160,12 @@ static void test_verdict_memory_limit_cases_accept_resource_limit(void **state) 
     assert_int_equal(brine_judge(&e, &g, d, sizeof d, NULL), BRINE_V_ACCEPTABLE);
     e.limit_ok = false;
     assert_int_equal(brine_judge(&e, &g, d, sizeof d, NULL), BRINE_V_ACCEPT_VS_REJECT);
-    /* an oracle that only hit its limit gives no verdict unless both agree */
+    /* an oracle that only hit its limit gives no verdict, even when both agree */
     brine_text lim = doc(H "error resource-limit\n", "");
     brine_expectation o = {&lim, 1, false, false, true};
     g = doc(H "none\n", "");
+    assert_int_equal(brine_judge(&o, &g, d, sizeof d, NULL), BRINE_V_ORACLE_LIMIT);
+    g = doc(H "error resource-limit\n", "");
     assert_int_equal(brine_judge(&o, &g, d, sizeof d, NULL), BRINE_V_ORACLE_LIMIT);
     assert_true(brine_verdict_ok(BRINE_V_ORACLE_LIMIT));
 }
