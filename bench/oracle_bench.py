@@ -59,17 +59,18 @@ while i < len(d):
     cases.append(d[i + 4:i + 4 + n])
     i += 4 + n
 u, min_time, rounds = sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+clock = getattr(time, "perf_counter", time.time)   # 2.7: time.time
 for c in cases:
     respond(c, u)
 best = 0.0
 for _ in range(rounds):
     n = 0
-    t0 = time.perf_counter()
+    t0 = clock()
     while True:
         for c in cases:
             respond(c, u)
         n += len(cases)
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         if dt >= min_time:
             break
     best = max(best, n / dt)
@@ -270,7 +271,8 @@ def main(argv=None):
                         vals.append(v)
                         fails += f
                     line = "%-22s %-8s %8s %5.0f " % (
-                        name, version, "p%d" % pn, avg) + " ".join(
+                        name, (version or "?").split()[0], "p%d" % pn,
+                        avg) + " ".join(
                         "%10s" % ("-" if v is None else "%.0f" % v)
                         for v in vals) + "  %d" % fails
                     print(line)

@@ -112,6 +112,7 @@ typedef struct impl {
     char *label;          /* name, version, level, features as the hello said */
     int level;            /* 0 raw, 1 value */
     bool has_trace;
+    int highest_protocol; /* from the hello; -1 unknown */
     size_t counts[BRINE_V_COUNT];
     double seconds;
     bool started;
@@ -396,6 +397,7 @@ static bool run_impl_cases(impl *im, const brine_corpus *corpus, const run_opts 
         im->label = dup_s("pkl (libpkl " PKL_VERSION_STRING ", in process, level raw, trace)");
         im->level = 0;
         im->has_trace = true;
+        im->highest_protocol = PKL_HIGHEST_PROTOCOL;
         im->started = true;
         run_in_process(corpus, ro->timeout, fn, ctx);
         im->seconds = now() - t0;
@@ -407,6 +409,7 @@ static bool run_impl_cases(impl *im, const brine_corpus *corpus, const run_opts 
     im->started = true;
     im->level = strcmp(brine_adapter_level(a), "value") == 0;
     im->has_trace = brine_adapter_has_feature(a, "trace");
+    im->highest_protocol = brine_adapter_highest_protocol(a);
     char label[512];
     snprintf(label, sizeof label, "%s (%s %s, level %s%s%s)", im->name, brine_adapter_name(a),
              brine_adapter_version(a), brine_adapter_level(a),
@@ -621,6 +624,13 @@ static void judge_one(void *ctx, size_t i, const brine_response *r) {
         got.len = len;
     }
     o->v = brine_judge(&e, &got, o->detail, sizeof o->detail, &o->which);
+    if (!brine_verdict_ok(o->v) && J->im->highest_protocol >= 0 &&
+        c->protocol > J->im->highest_protocol) {
+        snprintf(o->detail, sizeof o->detail,
+                 "protocol %d is above the implementation's highest, %d", c->protocol,
+                 J->im->highest_protocol);
+        o->v = BRINE_V_OUT_OF_SCOPE;
+    }
     if (!ok_verdict(o->v)) {
         brine_response kept = *r;
         if (norm) {

@@ -151,8 +151,9 @@ static int serve_case(const unsigned char *data, size_t len, const pkl_limits *l
 static int hello(void) {
     char h[256];
     int n = snprintf(h, sizeof h,
-                     "brine-adapter 1\nname pkl\nversion %s\nlevel raw\nfeatures trace\n",
-                     PKL_VERSION_STRING);
+                     "brine-adapter 1\nname pkl\nversion %s\nlevel raw\nfeatures trace\n"
+                     "highest-protocol %d\n",
+                     PKL_VERSION_STRING, PKL_HIGHEST_PROTOCOL);
     return write_frame(h, (size_t)n, NULL, 0, NULL, 0);
 }
 

@@ -21,8 +21,13 @@ PYTHONHASHSEED=0 so that set and frozenset pickle in the same order on every
 run of the same interpreter.  Different CPython versions may still produce
 different bytes (that is part of the point).
 
-Python 3.6 and later (protocol 5 and PickleBuffer from 3.8).  Python 2.7 is
-not supported.
+Python 3.6 and later (protocol 5 and PickleBuffer from 3.8), and 2.7: there
+the same graphs are written in their py2 forms (``str`` is a byte string,
+text is ``unicode``, big numbers are ``long``; protocols 0-2; ``c`` is
+cPickle, ``py`` is pickle.py), plus graphs only Python 2 has (non-ASCII
+byte strings, small ``long`` values, str/unicode keys, classic-class
+instances pickled with INST/OBJ).  Graphs a Python cannot pickle are
+skipped (``-v`` says which).
 
 The classes pickled here live in a synthetic module ``brine_edge`` that is
 registered in ``sys.modules`` so that their pickled names do not depend on
@@ -31,7 +36,6 @@ an oracle or implementation that loads the EXT pickles without the same
 registration reports ``error unknown-extension`` (a real case).
 """
 
-import copyreg
 import functools
 import hashlib
 import io
@@ -41,6 +45,14 @@ import pickletools
 import struct
 import sys
 import types
+
+PY2 = sys.version_info[0] < 3
+if PY2:
+    import binascii
+    import copy_reg as copyreg
+    import cPickle
+else:
+    import copyreg
 
 HIGHEST = pickle.HIGHEST_PROTOCOL
 HAVE_P5 = HIGHEST >= 5 and hasattr(pickle, "PickleBuffer")
@@ -265,14 +277,25 @@ def _persistent_id(obj):
     return None
 
 
-class _CPersPickler(pickle.Pickler):
-    def persistent_id(self, obj):
-        return _persistent_id(obj)
+if PY2:
+    # cPickle.Pickler is a factory (no subclassing): the hook is an
+    # attribute; pickle.py's Pickler is the Python one.
+    def _CPersPickler(f, proto):
+        p = cPickle.Pickler(f, proto)
+        p.persistent_id = _persistent_id
+        return p
 
+    class _PyPersPickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return _persistent_id(obj)
+else:
+    class _CPersPickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return _persistent_id(obj)
 
-class _PyPersPickler(pickle._Pickler):
-    def persistent_id(self, obj):
-        return _persistent_id(obj)
+    class _PyPersPickler(pickle._Pickler):
+        def persistent_id(self, obj):
+            return _persistent_id(obj)
 
 
 def _dumps_pers(cls, obj, proto):
@@ -285,7 +308,8 @@ def _dumps_pers(cls, obj, proto):
 # The graphs
 
 def f64(hexbits):
-    return struct.unpack(">d", bytes.fromhex(hexbits))[0]
+    raw = binascii.unhexlify(hexbits) if PY2 else bytes.fromhex(hexbits)
+    return struct.unpack(">d", raw)[0]
 
 
 def _utf8_len(n):
@@ -518,6 +542,8 @@ def cases():
     add("global-method-descriptor", pickle.Pickler.dump)
     add("exploit-os-system", Exploit())
     add("inst-functools-partial", functools.partial(max, 1, key=None))
+    if PY2:
+        _py2_cases(add)
 
     # ---- extension codes (registered in this process only)
     for code, cls in zip(EXT_CODES, EXT_CLASSES):
@@ -544,6 +570,34 @@ def cases():
     return out
 
 
+def _py2_cases(add):
+    """Graphs only Python 2 can write (run under 2.7 only)."""
+    long_ = long  # noqa: F821
+    add("py2-str-non-ascii", b"caf\xe9")
+    add("py2-str-all-bytes", bytes(bytearray(range(256))))
+    add("py2-str-and-unicode", [b"abc", u"abc", b"", u""])
+    add("py2-long-small", [long_(0), long_(1), long_(-1), long_(255),
+                           long_(2 ** 31), long_(-2 ** 31 - 1)])
+    add("py2-int-vs-long-keys", {1: b"int", long_(2): b"long"})
+    add("py2-dict-str-unicode-keys", {b"a": 1, u"b": 2})
+    add("py2-nested-str", {b"k": [b"v", (b"t", u"u")]})
+    old = types.ClassType("OldStyle", (), {"__module__": "brine_edge"})
+    _export(old)
+    o = old()
+    o.a = 1
+    o.s = b"x"
+    add("py2-classic-instance", o)
+    add("py2-classic-instance-empty", old())
+    init = types.ClassType("OldInitArgs", (), {
+        "__module__": "brine_edge",
+        "__init__": lambda self, *a: setattr(self, "a", a),
+        "__getinitargs__": lambda self: self.a})
+    _export(init)
+    add("py2-classic-initargs", init(1, b"two", u"three"))
+    add("py2-classic-class", old)
+    add("py2-unicode-and-high-str", [u"\u20ac", b"\x80"])
+
+
 # --------------------------------------------------------------------------
 
 def _variants(obj, kind, proto):
@@ -552,6 +606,9 @@ def _variants(obj, kind, proto):
     if kind == "pers":
         makers = [("c", lambda: _dumps_pers(_CPersPickler, obj, proto)),
                   ("py", lambda: _dumps_pers(_PyPersPickler, obj, proto))]
+    elif PY2:
+        makers = [("c", lambda: cPickle.dumps(obj, proto)),
+                  ("py", lambda: pickle.dumps(obj, proto))]
     else:
         makers = [("c", lambda: pickle.dumps(obj, proto)),
                   ("py", lambda: pickle._dumps(obj, proto))]

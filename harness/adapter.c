@@ -49,6 +49,7 @@ struct brine_adapter {
     int max_start_failures;
 
     char *name, *version, *level, *features;
+    int highest_protocol; /* hello's highest-protocol, -1 when not said */
 
     brine_proc proc;
     bool eof;     /* the adapter's stdout reached EOF */
@@ -462,6 +463,7 @@ static void answer_ok(brine_adapter *a, brine_done_fn done, void *ctx, size_t i,
 
 typedef struct hello {
     char *name, *version, *level, *features;
+    int highest_protocol; /* -1: not said */
 } hello;
 
 static void hello_free(hello *h) {
@@ -474,6 +476,7 @@ static void hello_free(hello *h) {
 
 static int parse_hello(const char *p, size_t n, hello *h, char *err, size_t errlen) {
     memset(h, 0, sizeof *h);
+    h->highest_protocol = -1;
     char q[64];
     if (memchr(p, '\0', n)) {
         snprintf(err, errlen, "hello contains a NUL byte");
@@ -504,6 +507,9 @@ static int parse_hello(const char *p, size_t n, hello *h, char *err, size_t errl
             slot = &h->level;
         else if (klen == 8 && memcmp(s, "features", 8) == 0)
             slot = &h->features;
+        else if (klen == 16 && memcmp(s, "highest-protocol", 16) == 0 && le - v == 1 &&
+                 *v >= '0' && *v <= '9')
+            h->highest_protocol = *v - '0'; /* anything else: as if absent */
         if (slot) {
             free(*slot);
             if (!(*slot = dup_n(v, (size_t)(le - v))))
@@ -590,6 +596,7 @@ static int proc_start(brine_adapter *a, char *err, size_t errlen) {
         a->version = h.version;
         a->level = h.level;
         a->features = h.features;
+        a->highest_protocol = h.highest_protocol;
         return 0;
     }
     /* a restart must not swap the implementation under the runner's feet */
@@ -878,6 +885,7 @@ brine_adapter *brine_adapter_start(const brine_adapter_opts *o, char *err, size_
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
     }
+    a->highest_protocol = -1;
     if (a->one_shot) {
         const char *level = o->level ? o->level : "raw";
         if (!o->name || !valid_name(o->name, strlen(o->name))) {
@@ -916,6 +924,8 @@ const char *brine_adapter_version(const brine_adapter *a) {
 const char *brine_adapter_level(const brine_adapter *a) {
     return a->level;
 }
+
+int brine_adapter_highest_protocol(const brine_adapter *a) { return a->highest_protocol; }
 
 const char *brine_adapter_features(const brine_adapter *a) {
     return a->features;

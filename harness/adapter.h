@@ -94,6 +94,10 @@ const char *brine_adapter_version(const brine_adapter *a); /* "" when absent */
 const char *brine_adapter_level(const brine_adapter *a);   /* "raw" or "value" */
 const char *brine_adapter_features(const brine_adapter *a); /* space-separated */
 bool brine_adapter_has_feature(const brine_adapter *a, const char *feature);
+/* The hello's optional `highest-protocol` (0..9): the newest pickle protocol
+   the implementation supports; -1 when the hello does not say (one-shot:
+   always -1). */
+int brine_adapter_highest_protocol(const brine_adapter *a);
 
 typedef struct brine_case {
     const unsigned char *data;

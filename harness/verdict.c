@@ -7,8 +7,9 @@
 #include "verdict.h"
 
 static const char *const NAMES[BRINE_V_COUNT] = {
-    "pass",     "acceptable",       "oracle-limit",    "refused",          "trace-mismatch",
-    "mismatch", "accept-vs-reject", "safety-mismatch", "timeout",          "crash",
+    "pass",           "acceptable", "oracle-limit",     "out-of-scope",    "refused",
+    "trace-mismatch", "mismatch",   "accept-vs-reject", "safety-mismatch", "timeout",
+    "crash",
 };
 
 const char *brine_verdict_name(brine_verdict v) {
@@ -16,7 +17,8 @@ const char *brine_verdict_name(brine_verdict v) {
 }
 
 bool brine_verdict_ok(brine_verdict v) {
-    return v == BRINE_V_PASS || v == BRINE_V_ACCEPTABLE || v == BRINE_V_ORACLE_LIMIT;
+    return v == BRINE_V_PASS || v == BRINE_V_ACCEPTABLE || v == BRINE_V_ORACLE_LIMIT ||
+           v == BRINE_V_OUT_OF_SCOPE;
 }
 
 /*------------------------------------------------------------------------------

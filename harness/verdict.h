@@ -17,6 +17,8 @@ typedef enum brine_verdict {
     BRINE_V_PASS,            /* the oracle's answer, exactly */
     BRINE_V_ACCEPTABLE,      /* one of the answers of an implementation-defined case */
     BRINE_V_ORACLE_LIMIT,    /* the oracle only hit a resource limit: no verdict possible */
+    BRINE_V_OUT_OF_SCOPE,    /* the case's protocol is above the one the implementation says it
+                                supports (hello `highest-protocol`), and it fails it */
     BRINE_V_REFUSED,         /* `error forbidden` (a policy refused a global) where the oracle
                                 does not: what a restricted unpickler is for */
     BRINE_V_TRACE_MISMATCH,  /* same document, the trace differs (nothing missed) */
@@ -28,13 +30,14 @@ typedef enum brine_verdict {
     BRINE_V_COUNT
 } brine_verdict;
 
-/* "pass", "acceptable", "oracle-limit", "refused", "trace-mismatch",
-   "mismatch", "accept-vs-reject", "safety-mismatch", "timeout", "crash". */
+/* "pass", "acceptable", "oracle-limit", "out-of-scope", "refused",
+   "trace-mismatch", "mismatch", "accept-vs-reject", "safety-mismatch",
+   "timeout", "crash". */
 const char *brine_verdict_name(brine_verdict v);
 
 /* True for the verdicts that are no failure of the implementation (pass,
-   acceptable, oracle-limit). `refused` is a failure unless the run judges a
-   policy (the caller decides). */
+   acceptable, oracle-limit, out-of-scope). `refused` is a failure unless the
+   run judges a policy (the caller decides). */
 bool brine_verdict_ok(brine_verdict v);
 
 /* One answer: a canonical document (header line included) and its trace. */

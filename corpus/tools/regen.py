@@ -125,6 +125,8 @@ def find_oracles(pythons=None):
         for e in impls.discover(brine=""):
             if e["implementation"] != "cpython" or not e["servable"]:
                 continue
+            if oracle_key(e["name"])[1] < 3:
+                continue   # 2.7 is served with py2 semantics: not an oracle
             out.append(Oracle(e["name"], e["version"], e["python"],
                               e["unpickler"], env))
     seen = {}

@@ -32,8 +32,8 @@ import os
 import sys
 
 from . import canon
+from . import load_result, UNPICKLERS
 from .limits import set_memory_limit
-from .loader import load_result, UNPICKLERS
 
 
 def _write(out, text):

@@ -759,8 +759,12 @@ def adapter_name(spec):
 
 
 def hello_text(name, version, trace):
+    # the user's unpickler runs on this Python's pickle machinery: it can
+    # know no protocol newer than this Python's
+    import pickle
     return ("brine-adapter 1\nname %s\nversion %s\nlevel raw\nfeatures%s\n"
-            % (name, version, " trace" if trace else ""))
+            "highest-protocol %d\n"
+            % (name, version, " trace" if trace else "", pickle.HIGHEST_PROTOCOL))
 
 
 def _private_stdio():

@@ -9,6 +9,10 @@ The input is the object graph one of the oracle's unpicklers returned: only
 built-in values (None, bool, int, float, str, bytes, bytearray, list, tuple,
 dict, set, frozenset, memoryview) and the stubs of :mod:`brine_oracle.stubs`
 can occur there; anything else is an oracle bug (:class:`CanonBug`).
+
+Also runs under Python 2.7 (brine_oracle.py27), where the py2 types map to
+the canonical kinds as Python 3 would name them: ``unicode`` is ``str``,
+``str`` is ``bytes`` and ``long`` is ``int`` (docs/oracle-py27.md).
 """
 
 import hashlib
@@ -29,6 +33,25 @@ MAX_SPACE_DEPTH = 32              # deeper lines use "@<depth> "
 INT64_MIN = -(1 << 63)
 INT64_LIMIT = 1 << 63
 
+try:  # Python 2.7: a py2 str is canonical bytes, unicode is str
+    _TEXT = unicode      # noqa: F821
+    _LONG = long         # noqa: F821
+except NameError:
+    _TEXT = str
+
+    class _LONG(object):
+        """Stands for py2's long: no Python 3 object has this type."""
+
+# A 2.7 dict has no insertion order (it iterates in hash-table order, and
+# stub keys hash by address): its keys are ordered like set elements
+# instead (docs/oracle-py27.md).  Python 3: insertion order, section 2.
+_UNORDERED_DICTS = _TEXT is not str
+
+_hex = getattr(bytes, "hex", None)
+if _hex is None:  # Python 2.7
+    import binascii
+    _hex = binascii.hexlify
+
 
 class OutputLimitExceeded(Exception):
     """The canonical text would be longer than the output limit."""
@@ -40,7 +63,11 @@ class OutputLimitExceeded(Exception):
 
 
 class CanonBug(Exception):
-    """The graph holds something the oracle cannot have produced."""
+    """The graph holds something the oracle cannot have produced.
+    ``obj`` is that object when known (brine_oracle.py27 recognises the
+    mark object 2.7's pure-Python unpickler can leave in a graph)."""
+
+    obj = None
 
 
 def render_error(cls):
@@ -90,6 +117,15 @@ def quote_str(s):
     return '"' + s + '"'
 
 
+if not hasattr(_TEXT, "isprintable"):
+    # Python 2.7: unicode has no isprintable(); the regex path.  (A narrow
+    # 2.7 build holds astral characters as surrogate pairs and prints them
+    # so; pyenv's and Debian's builds are wide.)
+    def quote_str(s):   # noqa: F811
+        """A str payload: one escape per code point (lone surrogates too)."""
+        return '"' + _NEEDS_ESCAPE.sub(_escape, s) + '"'
+
+
 def quote_bytes(b):
     """A bytes/bytearray payload: one escape per byte."""
     if type(b) is not bytes and type(b) is not bytearray:
@@ -109,7 +145,7 @@ _pack_double = struct.Struct(">d").pack
 
 
 def _float_payload(v):
-    return _pack_double(v).hex()
+    return _hex(_pack_double(v))
 
 
 # --------------------------------------------------------------------------
@@ -127,11 +163,11 @@ def _kind(o):
         return "none", _SCALAR
     if t is bool:
         return "bool", _SCALAR
-    if t is int:
+    if t is int or t is _LONG:
         return "int", _SCALAR
     if t is float:
         return "float", _SCALAR
-    if t is str:
+    if t is _TEXT:
         return "str", _SCALAR
     if t is bytes:
         return "bytes", _SCALAR
@@ -153,7 +189,9 @@ def _kind(o):
         return "global", _NODE
     if t is memoryview:
         return "memoryview", _NODE
-    raise CanonBug("unexpected %s object in a loaded graph" % t.__name__)
+    bug = CanonBug("unexpected %s object in a loaded graph" % t.__name__)
+    bug.obj = o
+    raise bug
 
 
 def scalar_line(o):
@@ -163,11 +201,11 @@ def scalar_line(o):
         return "none"
     if t is bool:
         return "bool true" if o else "bool false"
-    if t is int:
+    if t is int or t is _LONG:
         return "int " + _int_payload(o)
     if t is float:
         return "float " + _float_payload(o)
-    if t is str:
+    if t is _TEXT:
         return "str " + quote_str(o)
     if t is bytes:
         return "bytes " + quote_bytes(o)
@@ -197,6 +235,7 @@ class _Emitter(object):
         self.dmemo = {}          # (id or slot key, depth) -> digest bytes
         self.hmemo = {}          # id -> H(n) of str/bytes/bytearray/int...
         self.set_orders = {}     # id(set) -> ordered element list
+        self.dict_orders = {}    # id(dict) -> key, value ... (2.7 only)
         self.keep = []           # objects whose id() we key on, kept alive
 
     # ---- structure ------------------------------------------------------
@@ -220,7 +259,7 @@ class _Emitter(object):
                 h = "bytearray " + quote_bytes(o)
             else:
                 h = kind
-        if type(o) in (str, bytes, bytearray, int) and len(h) > 64:
+        if type(o) in (_TEXT, bytes, bytearray, int, _LONG) and len(h) > 64:
             self.hmemo[k] = h
             self.keep.append(o)
         return h
@@ -233,6 +272,8 @@ class _Emitter(object):
         if t is list or t is tuple:
             return o
         if t is dict:
+            if _UNORDERED_DICTS:
+                return self.dict_order(o)
             out = []
             for k, v in o.items():
                 out.append(k)
@@ -271,6 +312,29 @@ class _Emitter(object):
             self.set_orders[id(s)] = order
         return order
 
+    def dict_order(self, d):
+        """Key, value ... of a 2.7 dict, keys in set-element order (level
+        1); see _UNORDERED_DICTS."""
+        order = self.dict_orders.get(id(d))
+        if order is None:
+            scal = []
+            other = []
+            for k, v in d.items():
+                h = scalar_line(k)
+                if h is not None:
+                    scal.append((h, k, v))
+                else:
+                    other.append((self.digest(k, 1), k, v))
+            scal.sort(key=lambda p: p[0])
+            other.sort(key=lambda p: p[0])
+            order = []
+            for _, k, v in scal + other:
+                order.append(k)
+                order.append(v)
+            self.dict_orders[id(d)] = order
+            self.keep.append(d)
+        return order
+
     def sorted_elements(self, s, level):
         scal = []
         other = []
@@ -302,7 +366,7 @@ class _Emitter(object):
                 for c in kids:
                     h = scalar_line(c) if type(c) is not _Slot else None
                     if h is None:
-                        h = self.digest(c, d + 1).hex()
+                        h = _hex(self.digest(c, d + 1))
                     parts.append(h)
                 text = text + "(" + ",".join(parts) + ")"
         dg = hashlib.sha256(text.encode("ascii")).digest()
@@ -360,6 +424,8 @@ class _Emitter(object):
         int_min = INT64_MIN
         int_limit = INT64_LIMIT
         slot_t = _Slot
+        text_t = _TEXT
+        unordered = _UNORDERED_DICTS
         qcache = _QUOTE_CACHE
         # Each stack entry: (iterator over the children, their depth).  The
         # inner loop prints the scalars in place and descends (break) at
@@ -377,7 +443,7 @@ class _Emitter(object):
             ind = indents[depth] if depth < n_indents else "@%d " % depth
             for o in it:
                 t = type(o)
-                if t is str:
+                if t is text_t:
                     q = qcache.get(o)
                     if q is None:
                         q = quote_str(o)
@@ -397,13 +463,15 @@ class _Emitter(object):
                         push((iter(o.children), depth + 1))
                         break
                 elif t is float:
-                    append(ind + "float " + _pack_double(o).hex() + "\n")
+                    append(ind + "float " + _hex(_pack_double(o)) + "\n")
                 elif o is None:
                     append(ind + "none\n")
                 elif t is bool:
                     append(ind + ("bool true\n" if o else "bool false\n"))
                 elif t is bytes:
                     append(ind + "bytes " + quote_bytes(o) + "\n")
+                elif t is _LONG:
+                    append(ind + "int " + _int_payload(o) + "\n")
                 elif (t is tuple or t is frozenset) and not o:
                     # never labelled (section 4)
                     append(ind + ("tuple\n" if t is tuple else "frozenset\n"))
@@ -420,7 +488,8 @@ class _Emitter(object):
                         kids = o
                     elif t is dict:
                         append(ind + "dict\n")
-                        kids = _chain_items(o.items())
+                        kids = self.dict_order(o) if unordered else \
+                            _chain_items(o.items())
                     elif t is tuple:
                         append(ind + "tuple\n")
                         kids = o

@@ -28,6 +28,11 @@ import struct
 
 from .stubs import StubBug
 
+try:
+    RecursionError
+except NameError:  # Python 2.7 (which classifies with brine_oracle.py27)
+    RecursionError = RuntimeError
+
 TRUNCATED = "truncated"
 BAD_OPCODE = "bad-opcode"
 STACK_UNDERFLOW = "stack-underflow"

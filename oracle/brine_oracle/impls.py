@@ -9,9 +9,10 @@ environment it needs) that starts its adapter (docs/adapter-protocol.md):
 * ``cpython-X.Y-c`` and ``cpython-X.Y-py``: CPython's C unpickler
   (``_pickle``) and pure-Python unpickler (``pickle._Unpickler``), for every
   CPython 3.x found (servable from 3.6: the oracle's floor);
-* ``cpython-2.7-c`` / ``cpython-2.7-py`` when a 2.7 is found: listed, not
-  servable yet (the oracle package targets 3.6+; a 2.7 worker would need
-  its own stubs for cPickle's ``find_global``);
+* ``cpython-2.7-c`` / ``cpython-2.7-py`` when a 2.7 is found: cPickle and
+  pickle.Unpickler, served by the same worker with Python 2 semantics
+  (brine_oracle.py27, docs/oracle-py27.md: a py2 str loads as bytes,
+  protocols 0-2).  They are implementations, not oracles of the corpus.
 * ``pypy-X.Y-py`` for PyPy 3 (its unpickler is the pure-Python one).
 
 Interpreters come from PATH, ``/usr/bin/python*``, ``/usr/local/bin``,
@@ -203,17 +204,16 @@ def _python_entries(path, info, alternatives):
                                   "this interpreter has no C unpickler",
                                   alternatives))
                 continue
-            if vt[0] == 2:
+            if vt[:2] == (2, 7):
                 out.append(_entry(
-                    name, info["full"], "cpython", u, path, False, None, {},
-                    "listed, not servable yet: the oracle package targets "
-                    "Python 3.6+ (2.7's %s would need its own worker)"
-                    % ("cPickle" if u == "c" else "pickle.Unpickler"),
+                    name, info["full"], "cpython", u, path, True,
+                    [path, "-m", "brine_oracle", "serve", "--unpickler", u],
+                    env, "Python 2 semantics (docs/oracle-py27.md)",
                     alternatives))
             elif vt < (3, 6):
                 out.append(_entry(name, info["full"], "cpython", u, path,
                                   False, None, {},
-                                  "the oracle needs Python 3.6+",
+                                  "the oracle needs Python 2.7 or 3.6+",
                                   alternatives))
             else:
                 out.append(_entry(

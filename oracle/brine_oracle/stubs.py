@@ -31,10 +31,16 @@ Every recorder runs inside :func:`_guard`, which turns an unexpected Python
 exception into :class:`StubBug` so that the loader reports it as
 ``internal`` (a bug in the oracle) rather than as a fault of the pickle.
 
-Works on Python 3.6 and later.
+Works on Python 3.6 and later, and on 2.7 (brine_oracle.py27): stub types
+are new-style classes there too.
 """
 
 import functools
+
+try:
+    RecursionError
+except NameError:  # Python 2.7: recursion overflow is a RuntimeError
+    RecursionError = RuntimeError
 
 __all__ = ["Session", "StubMeta", "StubBase", "StubObj", "StubBug",
            "CaseTimeout", "stub_record", "is_stub_type", "is_stub_obj"]

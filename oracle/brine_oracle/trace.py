@@ -38,21 +38,37 @@ protocol in effect at each of them; should it ever see fewer such opcodes
 than there were calls, the last PROTO it saw stands in.  The scan only runs
 when some global of the load has a py2 name, i.e. when the protocol can
 change the line.
+
+Under Python 2.7 (brine_oracle.py27) no line takes an ``as`` clause: 2.7
+imports exactly the (module, name) it is given, and it has no
+``_compat_pickle`` (so the scan never runs there; scan_protocols itself is
+Python 3 only).
 """
 
-import copyreg
 import pickletools
 import struct
 
 from .canon import quote_str
 
 try:
+    import copyreg
+except ImportError:  # Python 2.7
+    import copy_reg as copyreg
+
+try:
+    if str is bytes:    # Python 2.7 renames nothing, whatever is installed
+        raise ImportError("no py2 -> py3 renaming under Python 2")
     import _compat_pickle
     _NAME_MAPPING = _compat_pickle.NAME_MAPPING
     _IMPORT_MAPPING = _compat_pickle.IMPORT_MAPPING
-except ImportError:  # pragma: no cover - every CPython 3 has it
+except ImportError:  # Python 2.7: no renaming, hence no `as` clause
     _NAME_MAPPING = {}
     _IMPORT_MAPPING = {}
+
+try:
+    _TEXT = unicode  # noqa: F821 - Python 2.7
+except NameError:
+    _TEXT = str
 
 __all__ = ["render_trace", "render_trace_lines", "scan_protocols",
            "py3_name", "TraceBug", "TRACE_MARKER"]
@@ -209,8 +225,8 @@ def py3_name(module, name):
 
 
 def _q(s):
-    if type(s) is not str:
-        s = str(s)
+    if type(s) is not _TEXT:
+        s = _TEXT(s)
     return quote_str(s)
 
 

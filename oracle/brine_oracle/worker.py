@@ -35,16 +35,20 @@ Robustness inside the worker (the runner still owns the hard limits):
   answer is written at once.  A runner that pipelines must therefore not
   blame the oldest outstanding case for a crash or timeout without
   re-running it alone (brine_oracle.client does that).
+
+Also runs under Python 2.7, with brine_oracle.py27's loader (cPickle and
+pickle.Unpickler); see docs/oracle-py27.md.
 """
 
+import errno
 import os
 import struct
 import sys
 import time
 
 from . import canon
+from . import load_result, UNPICKLERS
 from .classify import RESOURCE_LIMIT, INTERNAL
-from .loader import load_result, UNPICKLERS
 from .stubs import CaseTimeout, Session
 from .trace import render_trace_lines, TRACE_MARKER
 from .limits import CaseTimer, set_memory_limit
@@ -56,6 +60,31 @@ DEFAULT_MEMORY_LIMIT_MB = 2048
 DEFAULT_TIMEOUT = 10.0
 _HEAD = struct.Struct("<I")
 
+# Python 2.7 stand-ins
+try:
+    RecursionError
+except NameError:
+    RecursionError = RuntimeError
+_monotonic = getattr(time, "monotonic", time.time)
+try:
+    _BROKEN_PIPE = BrokenPipeError
+
+    def _is_broken_pipe(e):
+        return True
+except NameError:   # 2.7: a write to a closed pipe is OSError(EPIPE)
+    _BROKEN_PIPE = (OSError, IOError)
+
+    def _is_broken_pipe(e):
+        return getattr(e, "errno", None) == errno.EPIPE
+if hasattr(os, "readv"):
+    def _read_into(fd, view):
+        return os.readv(fd, [view])
+else:
+    def _read_into(fd, view):
+        chunk = os.read(fd, min(len(view), 1 << 20))
+        view[:len(chunk)] = chunk
+        return len(chunk)
+
 
 def implementation_name(unpickler):
     impl = getattr(sys, "implementation", None)
@@ -65,15 +94,22 @@ def implementation_name(unpickler):
 
 
 def implementation_version():
-    # The interpreter's own version string, e.g. "3.13.0" or "3.14.0rc1".
+    # The interpreter's own version string, e.g. "3.13.0" or "3.14.0rc1";
+    # under 2.7 followed by the py2 semantics (brine_oracle.py27).
     v = sys.version.split()[0] if sys.version else ""
-    return v or "%d.%d.%d" % tuple(sys.version_info[:3])
+    v = v or "%d.%d.%d" % tuple(sys.version_info[:3])
+    if sys.version_info[0] < 3:
+        from .py27 import SEMANTICS
+        v = "%s %s" % (v, SEMANTICS)
+    return v
 
 
 def hello_text(unpickler="c", trace=True):
+    import pickle
     return ("brine-adapter 1\nname %s\nversion %s\nlevel raw\nfeatures%s\n"
+            "highest-protocol %d\n"
             % (implementation_name(unpickler), implementation_version(),
-               " trace" if trace else ""))
+               " trace" if trace else "", pickle.HIGHEST_PROTOCOL))
 
 
 # --------------------------------------------------------------------------
@@ -183,7 +219,7 @@ class _Output(object):
     def add(self, body):
         head = _HEAD.pack(len(body))
         if not self.parts:
-            self.since = time.monotonic()
+            self.since = _monotonic()
         if len(body) <= 65536:
             self.parts.append(head + body)
         else:
@@ -195,7 +231,7 @@ class _Output(object):
 
     def stale(self):
         return bool(self.parts) and \
-            time.monotonic() - self.since >= self.FLUSH_AGE
+            _monotonic() - self.since >= self.FLUSH_AGE
 
     def flush(self):
         parts = self.parts
@@ -271,11 +307,12 @@ class _Input(object):
         got = len(have)
         have = None
         while got < n:
-            k = os.readv(self.fd, [view[got:]])
+            k = _read_into(self.fd, view[got:])
             if k == 0:
                 return "short", None
             got += k
-        view.release()
+        if hasattr(view, "release"):    # not in 2.7
+            view.release()
         try:
             return "ok", bytes(target)
         except MemoryError:
@@ -353,7 +390,9 @@ def serve(unpickler="c", memory_limit=DEFAULT_MEMORY_LIMIT_MB,
             resp = None
             out.add(body)
             body = None
-    except BrokenPipeError:
+    except _BROKEN_PIPE as e:
+        if not _is_broken_pipe(e):
+            raise
         return 1   # the runner went away
     finally:
         timer.disarm()

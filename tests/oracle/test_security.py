@@ -1,11 +1,11 @@
 """Security tests: hostile pickles through every oracle mode.  Nothing a
 pickle names may ever be imported or called.
 
-Run from the repository root with any CPython 3.6+ (the audit-hook checks
-need 3.8+ and are skipped, with the reason, before):
+Run from the repository root with any CPython 3.6+ or 2.7 (the audit-hook
+checks need 3.8+ and are skipped, with the reason, on 3.6 and 3.7):
 
     python3 -m unittest tests/oracle/test_security.py -v
-    sh tests/oracle/run_all_pythons.sh          # every CPython 3.6+ here
+    sh tests/oracle/run_all_pythons.sh      # every CPython 2.7, 3.6+ here
 
 The modes:
 
@@ -20,6 +20,8 @@ The modes:
                                nothing
     cli-*                      the same through `python3 -m
                                brine_oracle.adapt_main` in a subprocess
+    serve-c, serve-py          the worker, `python -m brine_oracle serve`,
+                               in a subprocess (every version)
 
 For every hostile case and mode: the sentinel file (which any real call or
 import would create: the commands write it, and the sentinel module writes it
@@ -34,10 +36,25 @@ every case that reaches a global, with no global in its trace.
 The last classes check that the adapter serves tests/oracle/
 broken_unpickler.py and that its answers differ from the oracle's exactly on
 the BININT1 cases.
+
+Under Python 2.7 (brine_oracle.py27: cPickle and pickle.Unpickler) the
+modes are oracle-c, oracle-py and serve-*; the generic adapter is Python 3
+only, so its classes are skipped with that reason.  2.7 has no audit hooks:
+instead, while a case loads, tripwires replace the Python-level entry
+points a real resolution would reach (os.system, subprocess.Popen, open,
+eval, socket, ctypes.CDLL ... see TRIPWIRES) and record any call, and an
+``__import__`` wrapper plus a sys.meta_path finder record any import of a
+module not yet loaded or named by a case.  What 2.7 cannot check: C code
+that reaches the OS without a Python-level attribute lookup (a C function
+pointer, ctypes already resolved, C stdio), and attribute lookups on
+already-imported modules that lead to no call (cPickle's own find_class
+does those without importing; the trace and the canonical text, which
+would hold a real object and fail, catch them instead).  Protocol 3+ cases
+are 2.7's `unsupported-protocol`; 2.7 never prints `as` names; INST/OBJ
+without arguments record `call`, not `new` (docs/oracle-py27.md).
 """
 
 import atexit
-import copyreg
 import io
 import os
 import pickle
@@ -53,8 +70,21 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 ORACLE = os.path.join(REPO, "oracle")
 sys.path.insert(0, ORACLE)
 
+PY2 = sys.version_info[0] < 3
+if PY2:
+    import copy_reg as copyreg
+    TEXT = unicode  # noqa: F821
+    unichr_ = unichr  # noqa: F821
+    adapt = None
+    NO_ADAPT = "the generic adapter (brine_oracle.adapt) is Python 3 only"
+else:
+    import copyreg
+    TEXT = str
+    unichr_ = chr
+    from brine_oracle import adapt  # noqa: E402
+    NO_ADAPT = ""
+
 from brine_oracle import load_result  # noqa: E402
-from brine_oracle import adapt  # noqa: E402
 
 try:
     from brine_oracle.trace import render_trace_lines  # noqa: E402
@@ -125,7 +155,9 @@ PY_SYSTEM = "import os; os.system(%r)" % CMD
 # Building pickles
 
 def b(s):
-    return s.encode("utf-8", "surrogatepass") if isinstance(s, str) else s
+    if not isinstance(s, TEXT):
+        return s
+    return s.encode("utf-8") if PY2 else s.encode("utf-8", "surrogatepass")
 
 
 def U(s):
@@ -142,6 +174,16 @@ def G(module, name):
 def SG(module, name):
     """STACK_GLOBAL (protocol 4)."""
     return U(module) + U(name) + b"\x93"
+
+
+def BB(data):
+    """BINBYTES (protocol 3); 2.7 has no bytes opcodes: BINSTRING there."""
+    return (b"T" if PY2 else b"B") + struct.pack("<I", len(data)) + data
+
+
+def SBB(data):
+    """SHORT_BINBYTES (protocol 3); SHORT_BINSTRING under 2.7."""
+    return (b"U" if PY2 else b"C") + struct.pack("<B", len(data)) + data
 
 
 def call1(callable_bytes, *args):
@@ -241,13 +283,11 @@ def hostile_cases():
              + b".", [("webbrowser", "open")]),
         Case("pickle.loads nested",
              call1(G("pickle", "loads"),
-                   b"B" + struct.pack("<I", len(call1(G("os", "system"), S)
-                                                + b"."))
-                   + call1(G("os", "system"), S) + b".") + b".",
+                   BB(call1(G("os", "system"), S) + b".")) + b".",
              [("pickle", "loads")]),
         Case("marshal + FunctionType",
              call1(G("types", "FunctionType"),
-                   call1(G("marshal", "loads"), b"C\x03abc"),
+                   call1(G("marshal", "loads"), SBB(b"abc")),
                    b"}") + b"(tR.",
              [("types", "FunctionType"), ("marshal", "loads")]),
 
@@ -422,7 +462,32 @@ def hostile_cases():
                 "<Q", len(SG("os", "system") + S + b"\x85R."))
                 + SG("os", "system") + S + b"\x85R.", [("os", "system")]),
         ]
+    if PY2:
+        cases = [_as_py2(c) for c in cases]
     return cases
+
+
+def _as_py2(case):
+    """What changes under 2.7 (docs/oracle-py27.md): PROTO 3+ is rejected
+    before anything runs, 2.7 imports names as spelled (no `as`), and
+    INST/OBJ without arguments call the (new-style) stub class."""
+    if case.data.startswith(P3):
+        case.globals, case.loads, case.lines = [], False, None
+    case.globals = [g[:2] for g in case.globals]
+    if case.lines is not None and "NEWOBJ" not in _op_names(case.data):
+        case.lines = [ln.replace(" new ", " call ") for ln in case.lines]
+    return case
+
+
+def _op_names(data):
+    import pickletools
+    names = []
+    try:
+        for op, _, _ in pickletools.genops(data):
+            names.append(op.name)
+    except ValueError:
+        pass
+    return names
 
 
 CASES = hostile_cases()
@@ -450,6 +515,92 @@ def _audit(event, args):
 
 if HAVE_AUDIT:
     sys.addaudithook(_audit)
+
+
+# --------------------------------------------------------------------------
+# Python 2.7 has no audit hooks: tripwires on the Python-level entry points
+# a real resolution would reach, armed only while a case loads.
+
+TRIPWIRES = [
+    ("os", ("system", "popen", "popen2", "popen3", "popen4", "execv",
+            "execve", "execl", "execle", "execlp", "execvp", "execvpe",
+            "spawnv", "spawnve", "spawnl", "spawnlp", "spawnvp", "fork",
+            "forkpty", "kill", "remove", "unlink", "rename", "mkdir",
+            "putenv", "chdir", "open")),
+    ("posix", ("system", "popen", "execv", "execve", "fork", "forkpty",
+               "kill", "remove", "unlink", "rename", "mkdir", "putenv",
+               "chdir", "open")),
+    ("subprocess", ("Popen", "call", "check_call", "check_output")),
+    ("__builtin__", ("open", "file", "eval", "execfile", "compile", "input",
+                     "raw_input", "reload")),
+    ("io", ("open",)), ("pty", ("spawn",)), ("webbrowser", ("open",)),
+    ("shutil", ("copyfile", "copy", "move", "rmtree")),
+    ("socket", ("create_connection", "socket")), ("ctypes", ("CDLL",)),
+    ("marshal", ("loads", "load")), ("runpy", ("run_module", "run_path")),
+    ("importlib", ("import_module",)), ("timeit", ("timeit",)),
+    ("pickle", ("loads", "load")), ("cPickle", ("loads", "load")),
+    ("types", ("FunctionType", "CodeType")),
+    ("operator", ("methodcaller", "attrgetter")),
+]
+_SAVED = []
+_NAMED_MODULES = set()
+
+
+def _tripwire(label):
+    def wire(*a, **k):
+        _EVENTS.append((label, repr(a)[:200]))
+        raise RuntimeError("tripwire %s" % label)
+    return wire
+
+
+def _guarded_import(name, *a, **k):
+    if _RECORDING[0] and (name not in sys.modules or
+                          name.split(".")[0] in _NAMED_MODULES):
+        _EVENTS.append(("import", name))
+    return _REAL_IMPORT(name, *a, **k)
+
+
+class _ImportFinder(object):
+    """sys.meta_path: asked for every module not loaded yet (also by C
+    code importing without __import__)."""
+
+    def find_module(self, fullname, path=None):
+        if _RECORDING[0]:
+            _EVENTS.append(("import", fullname))
+        return None
+
+
+if PY2:
+    import __builtin__
+    for _m, _ in TRIPWIRES:
+        __import__(_m)
+    _REAL_IMPORT = __builtin__.__import__
+    sys.meta_path.insert(0, _ImportFinder())
+
+
+def _arm():
+    """Start recording (and, under 2.7, set the tripwires)."""
+    if PY2:
+        if not _NAMED_MODULES:
+            _NAMED_MODULES.update(g[0].split(".")[0] for c in CASES
+                                  for g in c.globals)
+            _NAMED_MODULES.update(m for m, _ in EXT_CODES.values())
+        for mod, names in TRIPWIRES:
+            m = sys.modules[mod]
+            for n in names:
+                if hasattr(m, n):
+                    _SAVED.append((m, n, getattr(m, n)))
+                    setattr(m, n, _tripwire("%s.%s" % (mod, n)))
+        _SAVED.append((__builtin__, "__import__", _REAL_IMPORT))
+        __builtin__.__import__ = _guarded_import
+    _RECORDING[0] = True
+
+
+def _disarm():
+    _RECORDING[0] = False
+    while _SAVED:
+        m, n, v = _SAVED.pop()
+        setattr(m, n, v)
 
 
 def _register_ext():
@@ -498,7 +649,7 @@ def _parse_quoted(text):
                     i += 2
                     continue
                 width = {"x": 2, "u": 4, "U": 8}[k]
-                s.append(chr(int(text[i + 2:i + 2 + width], 16)))
+                s.append(unichr_(int(text[i + 2:i + 2 + width], 16)))
                 i += 2 + width
                 continue
             s.append(c)
@@ -536,7 +687,8 @@ def _make_user_classes():
     return PlainPy, PlainC, RestrictedPy, RestrictedC
 
 
-PlainPy, PlainC, RestrictedPy, RestrictedC = _make_user_classes()
+if not PY2:
+    PlainPy, PlainC, RestrictedPy, RestrictedC = _make_user_classes()
 
 
 def _patched_loads(data):
@@ -579,12 +731,15 @@ def _adapter(target, keep=False):
 MODES = {
     "oracle-c": _oracle("c"),
     "oracle-py": _oracle("py"),
-    "adapt-py": _adapter(PlainPy),
-    "adapt-c": _adapter(PlainC),
-    "adapt-func": _adapter(_patched_loads),
-    "keep-py": _adapter(RestrictedPy, keep=True),
-    "keep-c": _adapter(RestrictedC, keep=True),
 }
+if not PY2:
+    MODES.update({
+        "adapt-py": _adapter(PlainPy),
+        "adapt-c": _adapter(PlainC),
+        "adapt-func": _adapter(_patched_loads),
+        "keep-py": _adapter(RestrictedPy, keep=True),
+        "keep-c": _adapter(RestrictedC, keep=True),
+    })
 KEEP_MODES = ("keep-py", "keep-c")
 
 
@@ -595,11 +750,15 @@ class _Base(object):
 
     @classmethod
     def setUpClass(cls):
+        if cls.mode not in MODES:
+            raise unittest.SkipTest(NO_ADAPT)
         _register_ext()
         # warm up: everything the oracle imports lazily, on benign inputs
+        # (2.7 looks its string codecs up by module on first use)
         run = MODES[cls.mode]
         for data in (b"\x80\x02N.", b"", b"K", b"\xff", b"I\n.", b"(t.",
-                     pickle.dumps([1, {2: (3.0, u"x", b"y")}], 2)):
+                     pickle.dumps([1, {2: (3.0, u"x", b"y")}], 2),
+                     pickle.dumps([1, {2: (3.0, u"x", b"y\n")}], 0)):
             run(data)
 
     @classmethod
@@ -616,11 +775,11 @@ class _Base(object):
             if os.path.exists(SENTINEL):
                 os.unlink(SENTINEL)
             del _EVENTS[:]
-            _RECORDING[0] = True
+            _arm()
             try:
                 o = run(case.data)
             finally:
-                _RECORDING[0] = False
+                _disarm()
             self.assertFalse(os.path.exists(SENTINEL),
                              "%s: %s: a pickle ran code" % (self.mode,
                                                             case.name))
@@ -628,7 +787,7 @@ class _Base(object):
             self.assertEqual(new, set(), "%s: %s: new modules %r"
                              % (self.mode, case.name, sorted(new)))
             self.assertNotIn(SENT_MOD, sys.modules)
-            if HAVE_AUDIT:
+            if HAVE_AUDIT or PY2:
                 self.assertEqual(_EVENTS, [], "%s: %s: audit events"
                                  % (self.mode, case.name))
             self.assertEqual(o.refused, [], "%s: %s: the adapter's guard "
@@ -659,20 +818,33 @@ class _Base(object):
                                                                   case.name))
 
     def test_audit_hook_saw_nothing(self):
-        if not HAVE_AUDIT:
+        # (2.7: the tripwires stand in for the audit hook)
+        if not (HAVE_AUDIT or PY2):
             self.skipTest(NO_AUDIT)
         self._run_all()   # asserts per case
         # and the recording hook does work: a real import is seen
         del _EVENTS[:]
-        _RECORDING[0] = True
+        _arm()
         try:
             try:
                 __import__("brine_security_probe_missing")
             except ImportError:
                 pass
         finally:
-            _RECORDING[0] = False
+            _disarm()
         self.assertTrue(any(e[0] == "import" for e in _EVENTS))
+        if PY2:
+            # and a tripwire fires
+            del _EVENTS[:]
+            _arm()
+            try:
+                self.assertRaises(RuntimeError, os.system, CMD)
+                __import__("os")
+            finally:
+                _disarm()
+            self.assertEqual([e[0] for e in _EVENTS],
+                             ["os.system", "import"])
+            self.assertFalse(os.path.exists(SENTINEL))
 
     def test_trace_names_every_global(self):
         if not HAVE_TRACE:
@@ -721,6 +893,7 @@ class TestKeepFindClassC(_Base, unittest.TestCase):
     mode = "keep-c"
 
 
+@unittest.skipIf(PY2, NO_ADAPT)
 class TestAdapterMatchesOracle(unittest.TestCase):
     """A plain subclass served by the adapter answers exactly as the oracle:
     the stubbing is the oracle's own."""
@@ -753,6 +926,7 @@ class TestAdapterMatchesOracle(unittest.TestCase):
                 self.assertEqual(a.text, r.text, case.name)
 
 
+@unittest.skipIf(PY2, NO_ADAPT)
 class TestGuard(unittest.TestCase):
     """The adapter's audit hook refuses what slips through (3.8+)."""
 
@@ -893,7 +1067,7 @@ def _frames(argv, cases, env=None):
     payload = b"".join(struct.pack("<I", len(c)) + c for c in cases)
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
-    out, err = p.communicate(payload, timeout=300)
+    out, err = _communicate(p, payload, 300)
     texts = []
     while len(out) >= 4:
         n = struct.unpack("<I", out[:4])[0]
@@ -903,6 +1077,12 @@ def _frames(argv, cases, env=None):
         raise AssertionError("adapter %r said nothing: %s"
                              % (argv, err.decode("utf-8", "replace")))
     return p.returncode, texts[0], texts[1:]
+
+
+def _communicate(p, data, timeout):
+    if PY2:   # no timeout in 2.7's communicate()
+        return p.communicate(data)
+    return p.communicate(data, timeout=timeout)
 
 
 def _split(response):
@@ -925,6 +1105,40 @@ def _env():
 PLAIN_CASES = [c for c in CASES if not c.ext]
 
 
+class TestWorkerServe(unittest.TestCase):
+    """The worker (`python -m brine_oracle serve`, this interpreter) over
+    every case without extension codes (the worker's registry is empty):
+    nothing runs, and it answers exactly as the oracle in this process."""
+
+    def _check(self, unpickler):
+        if os.path.exists(SENTINEL):
+            os.unlink(SENTINEL)
+        argv = [sys.executable, "-m", "brine_oracle", "serve",
+                "--unpickler", unpickler]
+        rc, hello, texts = _frames(argv, [c.data for c in PLAIN_CASES],
+                                   _env())
+        self.assertEqual(rc, 0)
+        self.assertIn("\nname cpython-%d.%d-%s\n"
+                      % (sys.version_info[0], sys.version_info[1],
+                         unpickler), hello)
+        self.assertEqual(len(texts), len(PLAIN_CASES))
+        self.assertFalse(os.path.exists(SENTINEL))
+        for case, t in zip(PLAIN_CASES, texts):
+            doc, lines = _split(t)
+            o = MODES["oracle-" + unpickler](case.data)
+            self.assertEqual(doc, o.text, case.name)
+            self.assertEqual(lines, o.lines, case.name)
+            self.assertEqual(global_lines(lines), case.globals, case.name)
+            self.assertNotIn(o.error, ("internal", "forbidden"), case.name)
+
+    def test_serve_c(self):
+        self._check("c")
+
+    def test_serve_py(self):
+        self._check("py")
+
+
+@unittest.skipIf(PY2, NO_ADAPT)
 class TestAdapterCLI(unittest.TestCase):
 
     def _serve(self, spec, *extra):
@@ -1024,6 +1238,7 @@ OTHER_CASES = [b"\x80\x02N.", b"I5\n.", b"\x80\x02M\x05\x01.",
                b"", b"\xff", call1(G("os", "system"), U(CMD)) + b"."]
 
 
+@unittest.skipIf(PY2, NO_ADAPT)
 class TestBrokenUnpicklerIsCaught(unittest.TestCase):
 
     def _check(self, spec):

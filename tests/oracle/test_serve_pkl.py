@@ -182,6 +182,7 @@ class TestServe(unittest.TestCase):
         self.assertIn("name pkl", lines)
         self.assertIn("level raw", lines)
         self.assertIn("features trace", lines)
+        self.assertIn("highest-protocol 5", lines)
         ver = subprocess.check_output([BRINE, "version"]).decode("ascii")
         m = re.search(r"libpkl (\S+?),", ver)
         self.assertIn("version " + m.group(1), lines)

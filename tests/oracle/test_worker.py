@@ -369,10 +369,12 @@ class TestServe(unittest.TestCase):
     def test_hello_cases_eof(self):
         w = RawWorker()
         hello = w.read_frame().decode("ascii")
+        import pickle
         self.assertEqual(hello, "brine-adapter 1\nname cpython-%d.%d-c\n"
                          "version %s\nlevel raw\nfeatures trace\n"
+                         "highest-protocol %d\n"
                          % (sys.version_info[0], sys.version_info[1],
-                            sys.version.split()[0]))
+                            sys.version.split()[0], pickle.HIGHEST_PROTOCOL))
         self.assertEqual(hello, hello_text("c"))
         cases = [
             (b"", H + "error truncated\n--- trace\n"),
