@@ -4,7 +4,7 @@
     regen.py [--corpus DIR] [--python PY ...] [GROUP ...]
         re-run every case of the groups (default: all) through every oracle
         and rewrite the manifests' derived fields (result, expected, by,
-        answers, derived flags) and corpus/FLAGS.md.
+        answers, derived flags), corpus/FLAGS.md and corpus/DIVERGENCES.md.
     regen.py --check [--corpus DIR] [--python PY ...] [GROUP ...]
         recompute and compare; exit 1 listing every case whose stored
         expectation differs (nothing is written).
@@ -289,6 +289,54 @@ def flags_markdown(doc):
     return "\n".join(lines) + "\n"
 
 
+def _first_line(text):
+    line = text.split("\n", 1)[0]
+    return line if len(line) <= 70 else line[:67] + "..."
+
+
+def divergences_markdown(manifests):
+    """Every case on which CPython's unpicklers or versions disagree, and
+    who said what (issue 3: the C/Python divergences are real CPython
+    behaviour, kept as `acceptable`)."""
+    lines = ["# Where CPython disagrees with itself",
+             "",
+             "Generated from the manifests by `corpus/tools/regen.py`; do not "
+             "edit. Every `acceptable` case of the corpus: CPython's C and "
+             "Python unpicklers (`c-py-differ`), or its versions "
+             "(`versions-differ`), or only their safety traces "
+             "(`trace-differs`), gave different answers. Each answer is "
+             "shown by its first line (the error class, or the root node) "
+             "and its trace length; the oracles that gave it follow.",
+             "", None, ""]
+    total = 0
+    for group in sorted(manifests):
+        doc = manifests[group]
+        rows = [c for c in doc["cases"] if c["result"] == "acceptable"]
+        if not rows:
+            continue
+        total += len(rows)
+        lines += ["## %s (%d)" % (group, len(rows)), "",
+                  "| case | flags | answers |", "|---|---|---|"]
+        for c in rows:
+            flags = " ".join("`%s`" % f for f in c.get("flags", [])
+                             if f in DERIVED_FLAGS)
+            answers = []
+            for a in c.get("answers", []):
+                trace = a.get("trace", "")
+                n = trace.count("\n")
+                answers.append("`%s`%s%s: %s" % (
+                    _first_line(a["text"]).replace("|", "\\|"),
+                    " (%d trace events)" % n if n else "",
+                    " [memory limit]" if a.get("cause") else "",
+                    ", ".join(a.get("by", []))))
+            lines.append("| `%s` %s | %s | %s |" % (
+                c["id"], c["description"].replace("|", "\\|"), flags,
+                "<br>".join(answers)))
+        lines.append("")
+    lines[lines.index(None)] = "%d cases in all." % total
+    return "\n".join(lines)
+
+
 def read_manifest(corpus, group):
     path = manifest_path(corpus, group)
     with open(path, encoding="utf-8") as f:
@@ -568,6 +616,25 @@ def process(corpus, groups, oracles, args, check):
                                     "flags.json (run regen.py)")
         except OSError:
             failures.append("corpus/FLAGS.md is missing (run regen.py)")
+    div_path = os.path.join(corpus, "DIVERGENCES.md")
+    manifests = {}
+    for fn in sorted(os.listdir(os.path.join(corpus, "manifest"))):
+        if fn.endswith(".json"):
+            path = os.path.join(corpus, "manifest", fn)
+            text = changed_files.get(path)
+            if text is None:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+            manifests[fn[:-5]] = json.loads(text)
+    div = divergences_markdown(manifests)
+    if check:
+        try:
+            with open(div_path, encoding="utf-8") as f:
+                if f.read() != div:
+                    failures.append("corpus/DIVERGENCES.md is not up to date with "
+                                    "the manifests (run regen.py)")
+        except OSError:
+            failures.append("corpus/DIVERGENCES.md is missing (run regen.py)")
     if failures:
         for f in failures:
             print("FAIL " + f)
@@ -582,6 +649,8 @@ def process(corpus, groups, oracles, args, check):
             f.write(text)
     with open(md_path, "w", encoding="utf-8", newline="\n") as f:
         f.write(md)
+    with open(div_path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(div)
     summary = {}
     for g in groups:
         with open(manifest_path(corpus, g), encoding="utf-8") as f:
