@@ -2,7 +2,7 @@
  *
  *   brine run [--impl NAME]... [--adapter NAME=CMD]... [--one-shot NAME=CMD]...
  *             [--corpus DIR] [--group G]... [--oracle NAME]... [--level raw|value]
- *             [--timeout S] [--window N] [--isolate] [--json FILE]
+ *             [--timeout S] [--window N] [--isolate] [--json FILE] [--junit FILE]
  *             [--coverage [--markdown]] [--check-coverage] [--policy]
  *             [--max-report N] [--no-diff] [--quiet]
  *
@@ -724,8 +724,11 @@ static void json_kv_str(FILE *f, const char *key, const char *s, bool comma) {
         fputc(',', f);
 }
 
+static void write_coverage_json(FILE *f, const brine_coverage *cov);
+
 static bool write_json(const char *path, const char *corpus_dir, int level, impl *impls,
-                       size_t nimpls, const brine_corpus *corpus, outcome **outs) {
+                       size_t nimpls, const brine_corpus *corpus, outcome **outs,
+                       const brine_coverage *cov) {
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "brine run: %s: %s\n", path, strerror(errno));
@@ -774,7 +777,89 @@ static bool write_json(const char *path, const char *corpus_dir, int level, impl
             fputc('}', f);
         }
     }
-    fprintf(f, "\n]}\n");
+    fprintf(f, "\n]");
+    if (cov)
+        write_coverage_json(f, cov);
+    fprintf(f, "}\n");
+    bool ok = fflush(f) == 0 && !ferror(f);
+    ok = (fclose(f) == 0) && ok;
+    if (!ok)
+        fprintf(stderr, "brine run: error writing %s\n", path);
+    return ok;
+}
+
+/* XML character data: the five specials escaped, control characters (not
+   allowed in XML 1.0) shown as \xNN. */
+static void xml_text(FILE *f, const char *s) {
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '<')
+            fputs("&lt;", f);
+        else if (c == '>')
+            fputs("&gt;", f);
+        else if (c == '&')
+            fputs("&amp;", f);
+        else if (c == '"')
+            fputs("&quot;", f);
+        else if (c == '\'')
+            fputs("&apos;", f);
+        else if (c < 0x20 && c != '\n' && c != '\t')
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+}
+
+/* JUnit XML for CI services: one testsuite per implementation, one
+   testcase per case; failures carry the verdict and the reason, and
+   oracle-limit / out-of-scope cases are `skipped` (never counted as passed). */
+static bool write_junit(const char *path, impl *impls, size_t nimpls,
+                        const brine_corpus *corpus, outcome **outs) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "brine run: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"brine run\">\n");
+    for (size_t k = 0; k < nimpls; k++) {
+        const impl *im = &impls[k];
+        if (!outs[k] || !im->started)
+            continue;
+        size_t failures = 0, skipped = 0;
+        for (size_t i = 0; i < corpus->n; i++) {
+            brine_verdict v = outs[k][i].v;
+            failures += !ok_verdict(v);
+            skipped += v == BRINE_V_ORACLE_LIMIT || v == BRINE_V_OUT_OF_SCOPE;
+        }
+        fprintf(f, "<testsuite name=\"");
+        xml_text(f, im->name);
+        fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" skipped=\"%zu\" time=\"%.3f\">\n",
+                corpus->n, failures, skipped, im->seconds);
+        for (size_t i = 0; i < corpus->n; i++) {
+            const brine_case_rec *c = &corpus->cases[i];
+            const outcome *o = &outs[k][i];
+            fprintf(f, "<testcase classname=\"");
+            xml_text(f, c->group[0] ? c->group : "cases");
+            fprintf(f, "\" name=\"");
+            xml_text(f, c->id);
+            fprintf(f, "\" time=\"%.6f\">", o->seconds);
+            if (!ok_verdict(o->v)) {
+                fprintf(f, "<failure type=\"%s\" message=\"", brine_verdict_name(o->v));
+                xml_text(f, o->detail);
+                fprintf(f, "\">");
+                if (o->got)
+                    xml_text(f, o->got);
+                fprintf(f, "</failure>");
+            } else if (o->v == BRINE_V_ORACLE_LIMIT || o->v == BRINE_V_OUT_OF_SCOPE) {
+                fprintf(f, "<skipped message=\"");
+                xml_text(f, o->detail);
+                fprintf(f, "\"/>");
+            }
+            fprintf(f, "</testcase>\n");
+        }
+        fprintf(f, "</testsuite>\n");
+    }
+    fprintf(f, "</testsuites>\n");
     bool ok = fflush(f) == 0 && !ferror(f);
     ok = (fclose(f) == 0) && ok;
     if (!ok)
@@ -786,7 +871,8 @@ static bool write_json(const char *path, const char *corpus_dir, int level, impl
  * Coverage
  *----------------------------------------------------------------------------*/
 
-static size_t report_coverage(const brine_corpus *corpus, bool print, bool markdown) {
+/* The coverage of the cases (owned by the caller, free()). */
+static brine_coverage *compute_coverage(const brine_corpus *corpus) {
     brine_coverage *cov = xcalloc(1, sizeof *cov);
     for (size_t i = 0; i < corpus->n; i++) {
         const brine_case_rec *c = &corpus->cases[i];
@@ -800,11 +886,24 @@ static size_t report_coverage(const brine_corpus *corpus, bool print, bool markd
         bool loaded = c->nanswers && !c->oracle_limit && !cls;
         brine_cover_add(cov, c->data, c->len, c->protocol, loaded ? NULL : error);
     }
-    if (print)
-        brine_cover_print(cov, stdout, markdown);
-    size_t holes = brine_cover_holes(cov, stdout);
-    free(cov);
-    return holes;
+    return cov;
+}
+
+static void write_coverage_json(FILE *f, const brine_coverage *cov) {
+    fprintf(f, ",\n\"coverage\":{\"holes\":%zu,\"cases\":%zu,\"loaded\":%zu,\"cells\":[",
+            brine_cover_holes(cov, NULL), cov->cases, cov->loaded);
+    bool first = true;
+    for (size_t i = 0; i < pkl_opcode_count(); i++) {
+        const pkl_opinfo *op = pkl_opcode_at(i);
+        for (int p = op->proto; p < BRINE_COVER_PROTOCOLS; p++) {
+            fprintf(f, "%s\n{\"opcode\":\"%s\",\"code\":%u,\"protocol\":%d,\"loaded\":%u,"
+                       "\"stock\":%u,\"fault\":%u}",
+                    first ? "" : ",", op->name, op->code, p, cov->valid[op->code][p],
+                    cov->stock[op->code][p], cov->fault[op->code][p]);
+            first = false;
+        }
+    }
+    fprintf(f, "]}");
 }
 
 /*------------------------------------------------------------------------------
@@ -818,7 +917,7 @@ static int usage_error(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\nusage: brine run [--impl NAME]... [--adapter NAME=CMD]... "
                     "[--one-shot NAME=CMD]... [--corpus DIR] [--group G]... [--oracle NAME]... "
-                    "[--level raw|value] [--timeout S] [--window N] [--isolate] [--json FILE] "
+                    "[--level raw|value] [--timeout S] [--window N] [--isolate] [--json FILE] [--junit FILE] "
                     "[--coverage [--markdown]] [--check-coverage] [--policy] [--max-report N] "
                     "[--no-diff] [--quiet]\n");
     va_end(ap);
@@ -845,7 +944,7 @@ int cmd_run(int argc, char **argv) {
     char **oracles = xcalloc((size_t)argc + 2, sizeof *oracles);
     size_t noracles = 0;
     const char *corpus_dir = BRINE_SOURCE_DIR "/corpus";
-    const char *json_path = NULL;
+    const char *json_path = NULL, *junit_path = NULL;
     int level = 0;
     bool isolate = false, coverage = false, markdown = false, check_cov = false;
     bool diff = true, quiet = false;
@@ -887,6 +986,8 @@ int cmd_run(int argc, char **argv) {
                 return usage_error("--window wants a positive number");
         } else if (strcmp(a, "--json") == 0 && val) {
             json_path = val;
+        } else if (strcmp(a, "--junit") == 0 && val) {
+            junit_path = val;
         } else if (strcmp(a, "--max-report") == 0 && val) {
             max_report = (size_t)strtoul(val, NULL, 10);
         } else {
@@ -992,8 +1093,12 @@ int cmd_run(int argc, char **argv) {
             if (im->counts[v] && !ok_verdict((brine_verdict)v))
                 rc = RUN_FAIL;
     }
+    brine_coverage *cov = NULL;
     if (coverage || check_cov) {
-        size_t holes = report_coverage(&corpus, coverage, markdown);
+        cov = compute_coverage(&corpus);
+        if (coverage)
+            brine_cover_print(cov, stdout, markdown);
+        size_t holes = brine_cover_holes(cov, stdout);
         if (check_cov && holes) {
             printf("coverage check: %zu opcode x protocol cells have no loading case\n", holes);
             rc = RUN_FAIL;
@@ -1001,7 +1106,11 @@ int cmd_run(int argc, char **argv) {
             printf("coverage check: every opcode exercised in every protocol where it is valid\n");
         }
     }
-    if (json_path && !write_json(json_path, corpus_dir, level, impls, nimpls, &corpus, outs))
+    if (json_path &&
+        !write_json(json_path, corpus_dir, level, impls, nimpls, &corpus, outs, cov))
+        rc = RUN_USAGE;
+    free(cov);
+    if (junit_path && !write_junit(junit_path, impls, nimpls, &corpus, outs))
         rc = RUN_USAGE;
 
     for (size_t k = 0; k < nimpls; k++) {
