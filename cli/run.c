@@ -769,6 +769,22 @@ static bool write_json(const char *path, const char *corpus_dir, int level, impl
             json_kv_str(f, "detail", o->detail, true);
             fprintf(f, "\"protocol\":%d,\"seconds\":%.6f", c->protocol, o->seconds);
             if (o->got) {
+                /* the answer it was compared with (raw level), bounded like `got` */
+                size_t k = o->which < c->nanswers ? o->which : 0;
+                const brine_text *w = c->nanswers ? &c->answers[k] : NULL;
+                if (w) {
+                    fputc(',', f);
+                    brine_json_write_str(f, "expected", 8);
+                    fputc(':', f);
+                    brine_json_write_str(f, w->text, w->len < KEEP_MAX ? w->len : KEEP_MAX);
+                    if (w->trace) {
+                        fputc(',', f);
+                        brine_json_write_str(f, "expected_trace", 14);
+                        fputc(':', f);
+                        brine_json_write_str(f, w->trace,
+                                             w->trace_len < KEEP_MAX ? w->trace_len : KEEP_MAX);
+                    }
+                }
                 fputc(',', f);
                 json_kv_str(f, "got", o->got, o->got_trace != NULL);
                 if (o->got_trace)
