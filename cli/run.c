@@ -770,8 +770,8 @@ static bool write_json(const char *path, const char *corpus_dir, int level, impl
             fprintf(f, "\"protocol\":%d,\"seconds\":%.6f", c->protocol, o->seconds);
             if (o->got) {
                 /* the answer it was compared with (raw level), bounded like `got` */
-                size_t k = o->which < c->nanswers ? o->which : 0;
-                const brine_text *w = c->nanswers ? &c->answers[k] : NULL;
+                size_t ans = o->which < c->nanswers ? o->which : 0;
+                const brine_text *w = c->nanswers ? &c->answers[ans] : NULL;
                 if (w) {
                     fputc(',', f);
                     brine_json_write_str(f, "expected", 8);
