@@ -940,18 +940,6 @@ static int usage_error(const char *fmt, ...) {
     return RUN_USAGE;
 }
 
-static bool valid_name(const char *s, size_t n) {
-    if (!n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return false;
-    }
-    return true;
-}
-
 int cmd_run(int argc, char **argv) {
     impl *impls = xcalloc((size_t)argc, sizeof *impls);
     size_t nimpls = 0;
@@ -976,7 +964,7 @@ int cmd_run(int argc, char **argv) {
             impls[nimpls++].name = dup_s(val);
         } else if ((strcmp(a, "--adapter") == 0 || strcmp(a, "--one-shot") == 0) && val) {
             const char *eq = strchr(val, '=');
-            if (!eq || !valid_name(val, (size_t)(eq - val)))
+            if (!eq || !brine_adapter_valid_name(val, (size_t)(eq - val)))
                 return usage_error("%s wants NAME=COMMAND with NAME in [a-z0-9._-]+", a);
             impl *im = &impls[nimpls++];
             im->name = dup_n(val, (size_t)(eq - val));

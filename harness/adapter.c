@@ -108,7 +108,7 @@ static void quote(const void *data, size_t n, char *out, size_t outlen) {
     out[o] = '\0';
 }
 
-static bool valid_name(const char *s, size_t n) {
+bool brine_adapter_valid_name(const char *s, size_t n) {
     if (n == 0)
         return false;
     for (size_t i = 0; i < n; i++) {
@@ -521,7 +521,7 @@ static int parse_hello(const char *p, size_t n, hello *h, char *err, size_t errl
         snprintf(err, errlen, "hello has no name");
         goto bad;
     }
-    if (!valid_name(h->name, strlen(h->name))) {
+    if (!brine_adapter_valid_name(h->name, strlen(h->name))) {
         quote(h->name, strlen(h->name), q, sizeof q);
         snprintf(err, errlen, "hello name %s is not [a-z0-9._-]+", q);
         goto bad;
@@ -888,7 +888,7 @@ brine_adapter *brine_adapter_start(const brine_adapter_opts *o, char *err, size_
     a->highest_protocol = -1;
     if (a->one_shot) {
         const char *level = o->level ? o->level : "raw";
-        if (!o->name || !valid_name(o->name, strlen(o->name))) {
+        if (!o->name || !brine_adapter_valid_name(o->name, strlen(o->name))) {
             snprintf(msg, sizeof msg, "one-shot adapter needs a name matching [a-z0-9._-]+");
             goto fail;
         }

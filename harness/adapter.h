@@ -78,6 +78,9 @@ typedef struct brine_adapter_opts {
 
 typedef struct brine_adapter brine_adapter;
 
+/* True when s[0..n) is a valid implementation name: [a-z0-9._-]+. */
+bool brine_adapter_valid_name(const char *s, size_t n);
+
 /* Starts the adapter and reads its hello (one-shot: checks opts->name and
    starts nothing). The hello must begin with the line "brine-adapter 1" and
    carry a `name` ([a-z0-9._-]+) and a `level` (raw|value); unknown keys are
