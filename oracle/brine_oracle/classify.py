@@ -81,7 +81,11 @@ class LoadInfo(object):
 
 # --------------------------------------------------------------------------
 # The table.  (exception types, message regex or None, class, note)
-# Messages are matched with re.search against str(exception).
+# Messages are matched with re.search against str(exception).  Patterns
+# for ValueError are anchored at the start: int()/float() echo their
+# argument in the message ("invalid literal for int() with base 10:
+# 'unsupported pickle protocol'"), so an unanchored pattern would let a
+# pickle choose its own class.
 
 TABLE = [
     # ---- truncated ------------------------------------------------------
@@ -127,9 +131,9 @@ TABLE = [
      "KeyError is caught earlier as bad-opcode)"),
 
     # ---- unsupported-protocol / unknown-extension / no-buffers ----------
-    ((ValueError,), r"unsupported pickle protocol", UNSUPPORTED_PROTOCOL,
+    ((ValueError,), r"^unsupported pickle protocol", UNSUPPORTED_PROTOCOL,
      "C and py: PROTO above 5 (above 4 before 3.8)"),
-    ((ValueError,), r"unregistered extension code", UNKNOWN_EXTENSION,
+    ((ValueError,), r"^unregistered extension code", UNKNOWN_EXTENSION,
      "C and py: EXT code not in copyreg's registry"),
     ((UE,), r"out-of-band|out of band", NO_BUFFERS,
      "C and py: NEXT_BUFFER without buffers= or with too few"),
@@ -153,19 +157,19 @@ TABLE = [
      "C and py 3.12+: non-ASCII PERSID (older: UnicodeDecodeError)"),
     ((UE,), r"beginning of a new frame before end of current frame",
      BAD_ARGUMENT, "py only: FRAME inside a frame (C does not check)"),
-    ((ValueError,), r"negative (LONG_BIN|BIN)?PUT argument", BAD_ARGUMENT,
+    ((ValueError,), r"^negative (LONG_BIN|BIN)?PUT argument", BAD_ARGUMENT,
      "C and py"),
     ((UnicodeError,), None, BAD_ARGUMENT,
      "C and py: invalid UTF-8 (BINUNICODE, GLOBAL names), non-ASCII STRING "
      "with the default encoding, bad raw-unicode-escape (UNICODE)"),
-    ((ValueError,), r"Exceeds the limit \(\d+( digits)?\) for integer string",
+    ((ValueError,), r"^Exceeds the limit \(\d+( digits)?\) for integer string",
      RESOURCE_LIMIT,
      "C and py 3.11+ (and late 3.7-3.10 patch releases): int_max_str_digits "
      "exceeded by INT/LONG text (libpkl: max_digits)"),
     ((ValueError,),
-     r"invalid literal for int|could not convert string to|"
+     r"^(invalid literal for int|could not convert string to|"
      r"invalid \\x escape|Trailing \\ in string|"
-     r"byte must be in range|is not a valid|invalid escape",
+     r"byte must be in range|invalid escape)|is not a valid",
      BAD_ARGUMENT,
      "C and py: malformed INT/LONG/FLOAT/GET/PUT digits, STRING escapes "
      "(codecs.escape_decode), a bytearray item outside 0..255"),
@@ -182,7 +186,13 @@ TABLE = [
      RESOURCE_LIMIT,
      "C (OverflowError) and py (UnpicklingError): a 64-bit length or FRAME "
      "size above sys.maxsize"),
-    ((ValueError,), r"frame size > sys\.maxsize", RESOURCE_LIMIT, "py"),
+    ((ValueError,), r"^frame size > sys\.maxsize", RESOURCE_LIMIT, "py"),
+    ((OverflowError,), r"^byte string is too large", RESOURCE_LIMIT,
+     "C: a BINBYTES8 length just below sys.maxsize: the bytes object is "
+     "allocated before the input is read and cannot be (py: truncated)"),
+    ((UE,), r"^read would overflow", RESOURCE_LIMIT,
+     "C: a FRAME or read length that overflows the input position "
+     "(py: truncated)"),
     ((OverflowError,), r"too large to convert to C ssize_t", RESOURCE_LIMIT,
      "C: PUT with an index beyond ssize_t (GET is caught earlier as "
      "memo-missing; py accepts the PUT)"),
