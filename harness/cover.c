@@ -57,7 +57,7 @@ size_t brine_scan_ops(const uint8_t *data, size_t len, brine_op_fn fn, void *ctx
         pos += need;
         n++;
         if (fn)
-            fn(ctx, op, at);
+            fn(ctx, op, at, pos);
         if (op->code == PKL_OP_STOP)
             break;
     }
@@ -87,8 +87,9 @@ typedef struct add_ctx {
     bool seen[256];
 } add_ctx;
 
-static void add_op(void *ctx, const pkl_opinfo *op, size_t pos) {
+static void add_op(void *ctx, const pkl_opinfo *op, size_t pos, size_t end) {
     (void)pos;
+    (void)end;
     add_ctx *a = ctx;
     const char *stock = stock_error(op->code);
     if (a->error && stock && !a->stock_done) {

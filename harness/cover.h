@@ -37,9 +37,10 @@ typedef struct brine_coverage {
 /* Calls fn for each opcode of data[0..len) in stream order, up to and
    including STOP, stopping early at a byte that is no opcode or an argument
    that runs past the end (arguments are skipped by their layout in the
-   table, not validated). *proto (may be NULL) receives the argument of the
-   first PROTO, or -1. Returns the number of opcodes seen. */
-typedef void (*brine_op_fn)(void *ctx, const pkl_opinfo *op, size_t pos);
+   table, not validated). The opcode occupies data[pos..end). *proto (may be
+   NULL) receives the argument of the first PROTO, or -1. Returns the number
+   of opcodes seen. */
+typedef void (*brine_op_fn)(void *ctx, const pkl_opinfo *op, size_t pos, size_t end);
 size_t brine_scan_ops(const uint8_t *data, size_t len, brine_op_fn fn, void *ctx, int *proto);
 
 /* Adds one case. protocol < 0: the first PROTO's argument, else 0 (a

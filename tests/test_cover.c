@@ -16,8 +16,9 @@ typedef struct seen {
     size_t n;
 } seen;
 
-static void record(void *ctx, const pkl_opinfo *op, size_t pos) {
+static void record(void *ctx, const pkl_opinfo *op, size_t pos, size_t end) {
     (void)pos;
+    assert_true(end > pos);
     seen *s = ctx;
     if (s->n < sizeof s->ops)
         s->ops[s->n++] = op->code;
