@@ -570,6 +570,9 @@ static const command commands[] = {
     {"run", cmd_run,
      "[--impl NAME]... [--adapter NAME=CMD]... [--corpus DIR] [--group G]... [--json FILE] [--coverage] ...",
      "run cases through implementations and judge them against the oracle (docs/runner.md)"},
+    {"fuzz", cmd_fuzz,
+     "[--target pkl_vs_cpython|pkl_load] [--engine libfuzzer|afl] --time S|--runs N [--jobs J] ...",
+     "fuzz libpkl against CPython; findings deduplicated and minimized (docs/fuzzing.md)"},
     {"version", cmd_version, "", "print the versions of brine, libpkl and the canonical text"},
     {"help", cmd_help, "", "print this help"},
 };

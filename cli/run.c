@@ -735,6 +735,8 @@ static bool write_json(const char *path, const char *corpus_dir, int level, impl
         return false;
     }
     fprintf(f, "{\"format\":1,");
+    json_kv_str(f, "brine_version", PKL_VERSION_STRING, true);
+    fprintf(f, "\"policy\":%s,", g_policy ? "true" : "false");
     json_kv_str(f, "corpus", corpus_dir, true);
     json_kv_str(f, "level", level ? "value" : "raw", true);
     fprintf(f, "\"cases\":%zu,\"implementations\":[", corpus->n);
@@ -753,8 +755,8 @@ static bool write_json(const char *path, const char *corpus_dir, int level, impl
     fprintf(f, "],\n\"results\":[");
     bool first = true;
     for (size_t k = 0; k < nimpls; k++) {
-        if (!outs[k])
-            continue;
+        if (!outs[k] || !impls[k].started)
+            continue; /* never ran: no verdicts (its start_error says why) */
         for (size_t i = 0; i < corpus->n; i++) {
             const brine_case_rec *c = &corpus->cases[i];
             const outcome *o = &outs[k][i];
@@ -765,6 +767,7 @@ static bool write_json(const char *path, const char *corpus_dir, int level, impl
             json_kv_str(f, "id", c->id, true);
             json_kv_str(f, "path", c->path, true);
             json_kv_str(f, "result", c->result, true);
+            json_kv_str(f, "description", c->description, true);
             json_kv_str(f, "verdict", brine_verdict_name(o->v), true);
             json_kv_str(f, "detail", o->detail, true);
             fprintf(f, "\"protocol\":%d,\"seconds\":%.6f", c->protocol, o->seconds);

@@ -13,4 +13,7 @@ int cmd_impls(int argc, char **argv);
 /* brine run: cases through implementations, judged against the oracle (cli/run.c). */
 int cmd_run(int argc, char **argv);
 
+/* brine fuzz: differential fuzzing with findings deduplicated and minimized (cli/fuzz.c). */
+int cmd_fuzz(int argc, char **argv);
+
 #endif
