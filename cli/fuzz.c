@@ -258,9 +258,17 @@ static int explain_files(explainer *E, char **files, size_t n, brine_explained *
     return rc;
 }
 
+/* The signature without its last field (the opcode context). */
+static size_t sig_core_len(const char *sig) {
+    const char *dot = strrchr(sig, '.');
+    return dot ? (size_t)(dot - sig) : strlen(sig);
+}
+
+/* Minimization keeps the decision and the differing node kinds; the opcode
+   context may move (it names where the input ended, which is what shrinks). */
 typedef struct judge_ctx {
     explainer *E;
-    const char *signature; /* to keep */
+    const char *signature;
 } judge_ctx;
 
 static int judge_candidates(void *ctx, const brine_candidate *c, size_t n, bool *keep) {
@@ -280,7 +288,16 @@ static int judge_candidates(void *ctx, const brine_candidate *c, size_t n, bool 
     brine_explained *ex = calloc(n, sizeof *ex);
     int rc = ex ? explain_files(J->E, files, n, ex) : -1;
     for (size_t i = 0; i < n; i++) {
-        keep[i] = rc == 0 && ex[i].signature && strcmp(ex[i].signature, J->signature) == 0;
+        size_t core = sig_core_len(J->signature);
+        bool same = false;
+        if (rc == 0 && ex[i].signature && ex[i].verdict) {
+            if (strcmp(ex[i].verdict, "diverge") == 0)
+                same = sig_core_len(ex[i].signature) == core &&
+                       strncmp(ex[i].signature, J->signature, core) == 0;
+            else /* a failed invariant or a crash: the whole signature */
+                same = strcmp(ex[i].signature, J->signature) == 0;
+        }
+        keep[i] = same;
         if (ex)
             brine_explain_free(&ex[i]);
         unlink(files[i]);
@@ -295,10 +312,15 @@ static int judge_candidates(void *ctx, const brine_candidate *c, size_t n, bool 
  * Findings (docs/fuzzing.md: WORK/findings/<id>/)
  *----------------------------------------------------------------------------*/
 
+/* One distinct finding: the signature of its minimized input, and the raw
+   signatures of the inputs that minimized to it (their opcode context is
+   often just where the engine's input happened to end). */
 typedef struct finding {
     char *signature;
     char *id;
     size_t count;
+    char **aliases;
+    size_t naliases;
 } finding;
 
 typedef struct findings {
@@ -318,11 +340,40 @@ static uint64_t fnv1a(const void *data, size_t len) {
 }
 
 static finding *find_sig(findings *F, const char *sig) {
-    for (size_t i = 0; i < F->n; i++)
+    for (size_t i = 0; i < F->n; i++) {
         if (strcmp(F->v[i].signature, sig) == 0)
             return &F->v[i];
+        for (size_t k = 0; k < F->v[i].naliases; k++)
+            if (strcmp(F->v[i].aliases[k], sig) == 0)
+                return &F->v[i];
+    }
     return NULL;
 }
+
+/* Remembers that raw signature `sig` leads to finding fd (also on disk, in
+   its aliases.txt, for the next run). */
+static void add_alias(findings *F, finding *fd, const char *sig) {
+    if (strcmp(fd->signature, sig) == 0)
+        return;
+    for (size_t k = 0; k < fd->naliases; k++)
+        if (strcmp(fd->aliases[k], sig) == 0)
+            return;
+    char **na = realloc(fd->aliases, (fd->naliases + 1) * sizeof *na);
+    if (!na)
+        return;
+    fd->aliases = na;
+    fd->aliases[fd->naliases++] = xstrdup(sig);
+    char *dir = path_join(F->dir, fd->id);
+    char *p = path_join(dir, "aliases.txt");
+    FILE *f = fopen(p, "a");
+    if (f) {
+        fprintf(f, "%s\n", sig);
+        fclose(f);
+    }
+    free(p);
+    free(dir);
+}
+
 
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);
@@ -440,6 +491,27 @@ static void bump_count(findings *F, finding *fd) {
     free(dir);
 }
 
+static void load_aliases(findings *F, finding *fd, const char *dir) {
+    (void)F;
+    char *p = path_join(dir, "aliases.txt");
+    FILE *f = fopen(p, "r");
+    free(p);
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!*line)
+            continue;
+        char **na = realloc(fd->aliases, (fd->naliases + 1) * sizeof *na);
+        if (!na)
+            break;
+        fd->aliases = na;
+        fd->aliases[fd->naliases++] = xstrdup(line);
+    }
+    fclose(f);
+}
+
 /* Loads the findings a previous run left (their signatures and counts). */
 static void load_findings(findings *F) {
     DIR *d = opendir(F->dir);
@@ -473,7 +545,10 @@ static void load_findings(findings *F) {
                     F->v[F->n].signature = xstrdup(sig);
                     F->v[F->n].id = xstrdup(e->d_name);
                     F->v[F->n].count = cnt && cnt > end ? strtoul(cnt + 9, NULL, 10) : 1;
+                    F->v[F->n].aliases = NULL;
+                    F->v[F->n].naliases = 0;
                     F->n++;
+                    load_aliases(F, &F->v[F->n - 1], dir);
                 }
             }
             free(s);
@@ -546,6 +621,39 @@ static void handle_artifact(session *S, const char *path) {
         fd->count++;
         S->repeats++;
         bump_count(&S->F, fd);
+        brine_explain_free(&ex);
+        free(data);
+        return;
+    }
+    uint8_t *min = NULL;
+    size_t min_len = len;
+    brine_min_stats st = {0, 0, 0};
+    if (S->minimize) {
+        judge_ctx J = {&S->E, ex.signature};
+        brine_min_opts mo = {60, 48};
+        min = brine_minimize(data, len, judge_candidates, &J, &mo, &min_len, &st);
+    }
+    if (!min) {
+        min = xmalloc(len ? len : 1);
+        memcpy(min, data, len);
+        min_len = len;
+    }
+    /* the minimized input's own answer names the finding */
+    brine_explained exm;
+    memset(&exm, 0, sizeof exm);
+    char *mpath = path_join(S->E.tmpdir, "min.pkl");
+    char *mfiles[1] = {mpath};
+    bool have = write_whole(mpath, min, min_len) == 0 &&
+                explain_files(&S->E, mfiles, 1, &exm) == 0 && exm.signature &&
+                strcmp(exm.verdict, ex.verdict) == 0;
+    const brine_explained *best = have ? &exm : &ex;
+    fd = find_sig(&S->F, best->signature);
+    if (fd) {
+        /* another way into a known finding */
+        add_alias(&S->F, fd, ex.signature);
+        fd->count++;
+        S->repeats++;
+        bump_count(&S->F, fd);
     } else {
         if (S->F.n == S->F.cap) {
             S->F.cap = S->F.cap ? S->F.cap * 2 : 16;
@@ -554,42 +662,24 @@ static void handle_artifact(session *S, const char *path) {
                 exit(FUZZ_USAGE);
         }
         fd = &S->F.v[S->F.n++];
-        fd->signature = xstrdup(ex.signature);
+        memset(fd, 0, sizeof *fd);
+        fd->signature = xstrdup(best->signature);
         char id[24];
         snprintf(id, sizeof id, "%016llx",
-                 (unsigned long long)fnv1a(ex.signature, strlen(ex.signature)));
+                 (unsigned long long)fnv1a(fd->signature, strlen(fd->signature)));
         fd->id = xstrdup(id);
         fd->count = 1;
         S->new_findings++;
-        uint8_t *min = NULL;
-        size_t min_len = len;
-        brine_min_stats st = {0, 0, 0};
-        if (S->minimize) {
-            judge_ctx J = {&S->E, ex.signature};
-            brine_min_opts mo = {60, 48};
-            min = brine_minimize(data, len, judge_candidates, &J, &mo, &min_len, &st);
-        }
-        if (!min) {
-            min = xmalloc(len ? len : 1);
-            memcpy(min, data, len);
-            min_len = len;
-        }
-        /* the minimized input's own answers */
-        brine_explained exm;
-        memset(&exm, 0, sizeof exm);
-        char *mpath = path_join(S->E.tmpdir, "min.pkl");
-        char *mfiles[1] = {mpath};
-        bool have = write_whole(mpath, min, min_len) == 0 &&
-                    explain_files(&S->E, mfiles, 1, &exm) == 0 && exm.signature;
-        record_new(&S->F, fd, S->target, data, len, min, min_len, have ? &exm : &ex);
+        record_new(&S->F, fd, S->target, data, len, min, min_len, best);
+        add_alias(&S->F, fd, ex.signature);
         if (!S->quiet)
             fprintf(stderr, "\nbrine fuzz: new finding %s: %s (%zu -> %zu bytes, %zu batches)\n",
                     fd->id, fd->signature, len, min_len, st.batches);
-        unlink(mpath);
-        free(mpath);
-        brine_explain_free(&exm);
-        free(min);
     }
+    unlink(mpath);
+    free(mpath);
+    brine_explain_free(&exm);
+    free(min);
     brine_explain_free(&ex);
     free(data);
 }
@@ -649,8 +739,9 @@ static void read_libfuzzer_log(FILE *f, progress *pg) {
             pg->ft = strtoull(p + 4, NULL, 10);
         if ((p = strstr(line, "corp: ")))
             pg->corpus = strtoull(p + 6, NULL, 10);
-        if ((p = strstr(line, "exec/s: ")))
-            pg->exec_s = strtoull(p + 8, NULL, 10);
+        /* "exec/s: N" in a single process, "exec/s N" in fork mode */
+        if ((p = strstr(line, "exec/s")))
+            pg->exec_s = strtoull(p + 6 + strspn(p + 6, ": "), NULL, 10);
         pg->seen = true;
     }
     clearerr(f);
@@ -976,6 +1067,9 @@ int cmd_fuzz(int argc, char **argv) {
     for (size_t i = 0; i < S.F.n; i++) {
         free(S.F.v[i].signature);
         free(S.F.v[i].id);
+        for (size_t k = 0; k < S.F.v[i].naliases; k++)
+            free(S.F.v[i].aliases[k]);
+        free(S.F.v[i].aliases);
     }
     free(S.F.v);
     for (size_t i = 0; i < S.nseen; i++)

@@ -1498,6 +1498,11 @@ static size_t parse_ops(const uint8_t *d, size_t len, pop *ops) {
     return n;
 }
 
+/* Entries parse_ops may fill for `len` bytes: every opcode takes at least
+   one byte. Sizing by the input keeps a fuzzer's mutator off the large-
+   allocation path (mmap per call under ASan) for the usual short inputs. */
+static size_t ops_room(size_t len) { return len < MUT_MAX_OPS ? len + 1 : MUT_MAX_OPS; }
+
 /* Adjusts the length of the FRAME whose data contains position x by delta. */
 static void fix_frames(uint8_t *d, const pop *ops, size_t n, size_t x, long delta) {
     for (size_t i = 0; i < n; i++) {
@@ -1534,7 +1539,7 @@ size_t pkl_gen_mutate(uint64_t seed, uint8_t *data, size_t len, size_t cap) {
     if (len > cap)
         len = cap;
     rng r = {seed};
-    pop *ops = malloc(MUT_MAX_OPS * sizeof *ops);
+    pop *ops = malloc(ops_room(len) * sizeof *ops);
     if (!ops)
         return len;
     size_t n = parse_ops(data, len, ops);
@@ -1670,4 +1675,66 @@ size_t pkl_gen_mutate(uint64_t seed, uint8_t *data, size_t len, size_t cap) {
     gen_free(&fx);
     free(ops);
     return len;
+}
+
+/* Shortens every FRAME whose claimed length runs past the end of d to what
+   is left: after a splice, frames from either parent rarely fit, and an
+   overlong frame makes the whole stream `truncated` at its header. */
+static void clamp_frames(uint8_t *d, size_t len, pop *ops) {
+    size_t n = parse_ops(d, len, ops);
+    for (size_t i = 0; i < n; i++) {
+        if (d[ops[i].off] != PKL_OP_FRAME || !ops[i].complete)
+            continue;
+        uint64_t l = 0;
+        for (unsigned k = 0; k < 8; k++)
+            l |= (uint64_t)d[ops[i].off + 1 + k] << (8 * k);
+        uint64_t rest = len - ops[i].end;
+        if (l > rest)
+            for (unsigned k = 0; k < 8; k++)
+                d[ops[i].off + 1 + k] = (uint8_t)(rest >> (8 * k));
+    }
+}
+
+/* offset of opcode boundary i of a parsed stream (i == n: end of the last op) */
+static size_t boundary(const pop *ops, size_t n, size_t i) {
+    return i < n ? ops[i].off : n ? ops[n - 1].end : 0;
+}
+
+static size_t copy_capped(uint8_t *out, size_t at, size_t cap, const uint8_t *src, size_t n) {
+    if (at >= cap)
+        return at;
+    if (n > cap - at)
+        n = cap - at;
+    if (n)
+        memcpy(out + at, src, n);
+    return at + n;
+}
+
+size_t pkl_gen_crossover(uint64_t seed, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+                         uint8_t *out, size_t cap) {
+    rng r = {seed};
+    /* oa is reused for the result, which is at most alen + blen bytes */
+    size_t room_a = ops_room(alen + blen), room_b = ops_room(blen);
+    pop *oa = malloc((room_a + room_b) * sizeof *oa);
+    if (!oa)
+        return copy_capped(out, 0, cap, a, alen);
+    pop *ob = oa + room_a;
+    size_t na = parse_ops(a, alen, oa), nb = parse_ops(b, blen, ob);
+    /* A's cut: any boundary before its STOP (the STOP itself may go) */
+    size_t last = na && a[oa[na - 1].off] == PKL_OP_STOP ? na - 1 : na;
+    size_t cut = boundary(oa, na, rnd(&r, (uint32_t)last + 1));
+    size_t j = rnd(&r, (uint32_t)nb + 1);
+    size_t n = copy_capped(out, 0, cap, a, cut);
+    if (chance(&r, 50)) { /* A's head, B's tail (B's STOP and trailing bytes included) */
+        size_t from = boundary(ob, nb, j);
+        n = copy_capped(out, n, cap, b + from, blen - from);
+    } else { /* B's opcodes j..k inserted into A at the cut */
+        size_t k = j + rnd(&r, (uint32_t)(nb - j) + 1);
+        size_t from = boundary(ob, nb, j), to = boundary(ob, nb, k);
+        n = copy_capped(out, n, cap, b + from, to - from);
+        n = copy_capped(out, n, cap, a + cut, alen - cut);
+    }
+    clamp_frames(out, n, oa);
+    free(oa);
+    return n;
 }

@@ -67,6 +67,14 @@ int pkl_gen_eligible(int protocol, uint8_t op);
     Never writes at or past `cap`; returns the new length (<= cap). */
 size_t pkl_gen_mutate(uint64_t seed, uint8_t *data, size_t len, size_t cap);
 
+/** Structure-aware crossover (libFuzzer CustomCrossOver / AFL++ splice
+    shape): cuts both parents at opcode boundaries and either joins a's head
+    to b's tail or inserts a run of b's opcodes into a; then shortens any
+    FRAME that claims more than the bytes left. Writes at most `cap` bytes to
+    `out` (which must not overlap the parents) and returns the length. */
+size_t pkl_gen_crossover(uint64_t seed, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+                         uint8_t *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -151,6 +151,8 @@ static char *dup_range(const char *a, const char *b) {
     return d;
 }
 
+static char *dup_str(const char *s) { return dup_range(s, s + strlen(s)); }
+
 void brine_explain_free(brine_explained *e) {
     if (!e)
         return;
@@ -210,7 +212,7 @@ static bool find_failure(const char *log, const char *file, brine_explained *e) 
             while (*why == ' ')
                 why++;
             const char *end = nl ? nl : why + strlen(why);
-            e->verdict = dup_range("crash", "crash" + 5);
+            e->verdict = dup_str("crash");
             e->explanation = dup_range(why, end);
             /* the signature: the reason's first words, up to a digit-free 40 characters */
             char sig[64] = "crash.";
@@ -256,7 +258,7 @@ int brine_explain_read(const char *report, const char *log, char *const *files, 
             continue;
         if (lg && find_failure(lg, files[i], &out[i]))
             continue;
-        out[i].verdict = dup_range("agree", "agree" + 5);
+        out[i].verdict = dup_str("agree");
     }
     if (rc != 0)
         for (size_t i = 0; i < n; i++)

@@ -1440,6 +1440,17 @@ static int set_item(ld *L, pkl_val *t, pkl_val *key, pkl_val *value) {
             t->u.bytes.data[i] = (char)byte;
         return 0;
     }
+    case PKL_STR:
+    case PKL_BYTES:
+    case PKL_TUPLE:
+    case PKL_SET:
+    case PKL_FROZENSET:
+        /* Sequence types without item assignment: PyObject_SetItem converts
+           an int key to ssize_t (IndexError when it does not fit) before it
+           finds there is no sq_ass_item. */
+        if (key->kind == PKL_INT && (key->flags & PKL_F_BIG))
+            return fail(L, PKL_ERR_BAD_ARGUMENT, "cannot fit 'int' into an index-sized integer");
+        return fail(L, PKL_ERR_TYPE_ERROR, "object does not support item assignment");
     default:
         return fail(L, PKL_ERR_TYPE_ERROR, "object does not support item assignment");
     }

@@ -680,9 +680,11 @@ static int empty_line_truncates(pkl_argkind k) {
            k == PKL_ARG_STRINGNL_NOESCAPE_PAIR;
 }
 
-/* Length prefixes the unpickler reads as signed (pickletools' string4 and
-   long4 readers; CPython: "negative byte count"). */
-static int signed_length(pkl_argkind k) { return k == PKL_ARG_STRING4 || k == PKL_ARG_LONG4; }
+/* Length prefixes the C unpickler reads as signed: LONG4 only ("negative
+   byte count"). It reads BINSTRING's length unsigned and then runs out of
+   input (truncated), although pickletools and the Python unpickler call it
+   negative. */
+static int signed_length(pkl_argkind k) { return k == PKL_ARG_LONG4; }
 
 /* Locates the argument of the opcode at `pos`. Faults on truncation and
    negative lengths: nothing of the opcode is printed then, as pickletools
@@ -998,7 +1000,10 @@ static const char *apply_memo(dis *d, const pkl_opinfo *op, const arg *a, size_t
         else
             snprintf(remark, rcap, "(as %llu)", (unsigned long long)idx);
     } else if (op->arg == PKL_ARG_DECIMALNL_SHORT) {
-        if (!parse_decimal(a->s, a->len, &neg, &idx, &big))
+        /* the C unpickler parses the line as a C string: it ends at a NUL */
+        const uint8_t *nul = memchr(a->s, 0, a->len);
+        size_t n = nul ? (size_t)(nul - a->s) : a->len;
+        if (!parse_decimal(a->s, n, &neg, &idx, &big))
             return "memo index is not a decimal integer";
     }
     if (get) {
