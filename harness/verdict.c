@@ -192,8 +192,10 @@ static bool traces_equal(const char *a, size_t alen, const char *b, size_t blen)
 
 /* The first element of want that is not in have (both sorted), or NULL. */
 static const span *first_missing(spans *want, spans *have) {
-    qsort(want->v, want->n, sizeof *want->v, span_cmp);
-    qsort(have->v, have->n, sizeof *have->v, span_cmp);
+    if (want->n > 1)
+        qsort(want->v, want->n, sizeof *want->v, span_cmp);
+    if (have->n > 1)
+        qsort(have->v, have->n, sizeof *have->v, span_cmp);
     size_t j = 0;
     for (size_t i = 0; i < want->n; i++) {
         while (j < have->n && span_cmp(&have->v[j], &want->v[i]) < 0)

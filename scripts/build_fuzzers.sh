@@ -36,6 +36,11 @@ apt_install() {
 }
 
 build_libfuzzer() {
+  # libFuzzer and the sanitizer runtimes are only a Recommends of Debian's
+  # clang, which bootstrap installs without recommends
+  if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then
+    apt_install libclang-rt-dev
+  fi
   CC=clang cmake -S "$root" -B "$lf_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DBRINE_FUZZ_ENGINE=libfuzzer -DBRINE_SANITIZE=ON -DBRINE_TESTS=OFF >/dev/null
   cmake --build "$lf_dir" -j"$jobs" --target brine_fuzzers
