@@ -40,7 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fuzz_explain.h"
+#include "json.h"
 #include "minimize.h"
 #include "pkl.h"
 #include "pkl_answer.h"
@@ -108,43 +110,6 @@ static int make_dirs(const char *path) {
     int rc = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
     free(p);
     return rc;
-}
-
-static int read_whole(const char *path, uint8_t **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 4096, n = 0;
-    uint8_t *buf = xmalloc(cap);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return -1;
-            }
-            buf = nb;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (!k)
-            break;
-    }
-    fclose(f);
-    *data = buf;
-    *len = n;
-    return 0;
-}
-
-static int write_whole(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    return ok ? 0 : -1;
 }
 
 /* The path of this executable's directory (for the replay build beside it). */
@@ -278,7 +243,7 @@ static int judge_candidates(void *ctx, const brine_candidate *c, size_t n, bool 
         char name[32];
         snprintf(name, sizeof name, "cand-%04zu.pkl", i);
         files[i] = path_join(J->E->tmpdir, name);
-        if (write_whole(files[i], c[i].data, c[i].len) != 0) {
+        if (brine_write_file(files[i], c[i].data, c[i].len) != 0) {
             for (size_t k = 0; k <= i; k++)
                 free(files[k]);
             free(files);
@@ -339,6 +304,23 @@ static uint64_t fnv1a(const void *data, size_t len) {
     return h;
 }
 
+/* A new zeroed entry at the end of F. */
+static finding *new_finding(findings *F) {
+    if (F->n == F->cap) {
+        size_t ncap = F->cap ? F->cap * 2 : 16;
+        finding *nv = realloc(F->v, ncap * sizeof *nv);
+        if (!nv) {
+            fprintf(stderr, "brine fuzz: out of memory\n");
+            exit(FUZZ_USAGE);
+        }
+        F->v = nv;
+        F->cap = ncap;
+    }
+    finding *fd = &F->v[F->n++];
+    memset(fd, 0, sizeof *fd);
+    return fd;
+}
+
 static finding *find_sig(findings *F, const char *sig) {
     for (size_t i = 0; i < F->n; i++) {
         if (strcmp(F->v[i].signature, sig) == 0)
@@ -375,40 +357,56 @@ static void add_alias(findings *F, finding *fd, const char *sig) {
 }
 
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
+/* meta.json of a finding (docs/fuzzing.md). */
+typedef struct meta {
+    const char *id, *signature, *explanation, *classification, *first_seen, *target;
+    size_t count;
+} meta;
 
-static void write_meta(const char *dir, const char *target, const finding *fd,
-                       const char *explanation, const char *first_seen) {
+static void write_meta(const char *dir, const meta *m) {
     char *p = path_join(dir, "meta.json");
     FILE *f = fopen(p, "w");
     if (f) {
-        fprintf(f, "{\"id\": ");
-        json_str(f, fd->id);
-        fprintf(f, ", \"signature\": ");
-        json_str(f, fd->signature);
-        fprintf(f, ", \"explanation\": ");
-        json_str(f, explanation);
-        fprintf(f, ", \"classification\": \"unexplained\", \"count\": %zu, \"first_seen\": ",
-                fd->count);
-        json_str(f, first_seen);
-        fprintf(f, ", \"target\": ");
-        json_str(f, target);
-        fprintf(f, "}\n");
+        const char *keys[] = {"id", "signature", "explanation", "classification", "first_seen",
+                              "target"};
+        const char *vals[] = {m->id, m->signature, m->explanation, m->classification,
+                              m->first_seen, m->target};
+        fputc('{', f);
+        for (size_t k = 0; k < 6; k++) {
+            fprintf(f, "\"%s\": ", keys[k]);
+            brine_json_write_str(f, vals[k] ? vals[k] : "", vals[k] ? strlen(vals[k]) : 0);
+            fputs(", ", f);
+        }
+        fprintf(f, "\"count\": %zu}\n", m->count);
         fclose(f);
     }
     free(p);
+}
+
+/* Reads a finding's meta.json; NULL when it is missing or not a meta. The
+   strings of *m point into the returned document (brine_json_free). */
+static brine_json_doc *read_meta(const char *dir, meta *m) {
+    char *p = path_join(dir, "meta.json");
+    char err[256];
+    brine_json_doc *d = brine_json_parse_file(p, err, sizeof err);
+    free(p);
+    if (!d)
+        return NULL;
+    const brine_json *r = brine_json_root(d);
+    const brine_json *count = brine_json_get(r, "count");
+    memset(m, 0, sizeof *m);
+    m->id = brine_json_get_str(r, "id", NULL);
+    m->signature = brine_json_get_str(r, "signature", NULL);
+    m->explanation = brine_json_get_str(r, "explanation", "");
+    m->classification = brine_json_get_str(r, "classification", "unexplained");
+    m->first_seen = brine_json_get_str(r, "first_seen", "");
+    m->target = brine_json_get_str(r, "target", "");
+    m->count = count && count->type == BRINE_JSON_NUMBER ? (size_t)count->num : 1;
+    if (!m->signature) {
+        brine_json_free(d);
+        return NULL;
+    }
+    return d;
 }
 
 static void write_text(const char *dir, const char *name, const char *a, size_t alen,
@@ -435,10 +433,10 @@ static void record_new(findings *F, finding *fd, const char *target, const uint8
     char *dir = path_join(F->dir, fd->id);
     make_dirs(dir);
     char *p = path_join(dir, "input.pkl");
-    write_whole(p, input, len);
+    brine_write_file(p, input, len);
     free(p);
     p = path_join(dir, "min.pkl");
-    write_whole(p, min, min_len);
+    brine_write_file(p, min, min_len);
     free(p);
     brine_pkl_answer ans;
     if (brine_pkl_answer_load(min, min_len, NULL, &ans) == 0) {
@@ -459,35 +457,22 @@ static void record_new(findings *F, finding *fd, const char *target, const uint8
     char when[32];
     time_t t = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-    write_meta(dir, target, fd, ex_min && ex_min->explanation ? ex_min->explanation : "",
-               when);
+    meta m = {fd->id, fd->signature, ex_min && ex_min->explanation ? ex_min->explanation : "",
+              "unexplained", when, target, fd->count};
+    write_meta(dir, &m);
     free(dir);
 }
 
-/* Bumps the count of a known finding in its meta.json (count only). */
+/* Writes the new count of a known finding into its meta.json. */
 static void bump_count(findings *F, finding *fd) {
     char *dir = path_join(F->dir, fd->id);
-    char *p = path_join(dir, "meta.json");
-    uint8_t *data;
-    size_t len;
-    if (read_whole(p, &data, &len) == 0) {
-        char *s = xmalloc(len + 1);
-        memcpy(s, data, len);
-        s[len] = '\0';
-        char *c = strstr(s, "\"count\": ");
-        if (c) {
-            FILE *f = fopen(p, "w");
-            if (f) {
-                char *after = strchr(c + 9, ',');
-                fprintf(f, "%.*s\"count\": %zu%s", (int)(c - s), s, fd->count,
-                        after ? after : "}\n");
-                fclose(f);
-            }
-        }
-        free(s);
-        free(data);
+    meta m;
+    brine_json_doc *d = read_meta(dir, &m);
+    if (d) {
+        m.count = fd->count;
+        write_meta(dir, &m);
+        brine_json_free(d);
     }
-    free(p);
     free(dir);
 }
 
@@ -522,39 +507,16 @@ static void load_findings(findings *F) {
         if (e->d_name[0] == '.')
             continue;
         char *dir = path_join(F->dir, e->d_name);
-        char *p = path_join(dir, "meta.json");
-        uint8_t *data;
-        size_t len;
-        if (read_whole(p, &data, &len) == 0) {
-            char *s = xmalloc(len + 1);
-            memcpy(s, data, len);
-            s[len] = '\0';
-            char *sig = strstr(s, "\"signature\": \"");
-            char *cnt = strstr(s, "\"count\": ");
-            if (sig) {
-                sig += 14;
-                char *end = strchr(sig, '"');
-                if (end) {
-                    *end = '\0';
-                    if (F->n == F->cap) {
-                        F->cap = F->cap ? F->cap * 2 : 16;
-                        F->v = realloc(F->v, F->cap * sizeof *F->v);
-                        if (!F->v)
-                            exit(FUZZ_USAGE);
-                    }
-                    F->v[F->n].signature = xstrdup(sig);
-                    F->v[F->n].id = xstrdup(e->d_name);
-                    F->v[F->n].count = cnt && cnt > end ? strtoul(cnt + 9, NULL, 10) : 1;
-                    F->v[F->n].aliases = NULL;
-                    F->v[F->n].naliases = 0;
-                    F->n++;
-                    load_aliases(F, &F->v[F->n - 1], dir);
-                }
-            }
-            free(s);
-            free(data);
+        meta m;
+        brine_json_doc *doc = read_meta(dir, &m);
+        if (doc) {
+            finding *fd = new_finding(F);
+            fd->signature = xstrdup(m.signature);
+            fd->id = xstrdup(e->d_name);
+            fd->count = m.count;
+            load_aliases(F, fd, dir);
+            brine_json_free(doc);
         }
-        free(p);
         free(dir);
     }
     closedir(d);
@@ -594,7 +556,7 @@ static void handle_artifact(session *S, const char *path) {
         return;
     uint8_t *data;
     size_t len;
-    if (read_whole(path, &data, &len) != 0)
+    if (brine_read_file(path, &data, &len) != 0)
         return;
     S->handled++;
     char *files[1] = {(char *)path};
@@ -643,7 +605,7 @@ static void handle_artifact(session *S, const char *path) {
     memset(&exm, 0, sizeof exm);
     char *mpath = path_join(S->E.tmpdir, "min.pkl");
     char *mfiles[1] = {mpath};
-    bool have = write_whole(mpath, min, min_len) == 0 &&
+    bool have = brine_write_file(mpath, min, min_len) == 0 &&
                 explain_files(&S->E, mfiles, 1, &exm) == 0 && exm.signature &&
                 strcmp(exm.verdict, ex.verdict) == 0;
     const brine_explained *best = have ? &exm : &ex;
@@ -655,14 +617,7 @@ static void handle_artifact(session *S, const char *path) {
         S->repeats++;
         bump_count(&S->F, fd);
     } else {
-        if (S->F.n == S->F.cap) {
-            S->F.cap = S->F.cap ? S->F.cap * 2 : 16;
-            S->F.v = realloc(S->F.v, S->F.cap * sizeof *S->F.v);
-            if (!S->F.v)
-                exit(FUZZ_USAGE);
-        }
-        fd = &S->F.v[S->F.n++];
-        memset(fd, 0, sizeof *fd);
+        fd = new_finding(&S->F);
         fd->signature = xstrdup(best->signature);
         char id[24];
         snprintf(id, sizeof id, "%016llx",
@@ -707,10 +662,20 @@ static void scan_artifacts(session *S, const char *dir) {
         names[n++] = path_join(dir, s);
     }
     closedir(d);
+    char *handled = n ? path_join(dir, "handled") : NULL;
+    if (handled)
+        make_dirs(handled);
     for (size_t i = 0; i < n; i++) {
         handle_artifact(S, names[i]);
+        /* examined once: a later run (resuming) must not count it again */
+        const char *base = strrchr(names[i], '/');
+        char *to = path_join(handled, base ? base + 1 : names[i]);
+        if (rename(names[i], to) != 0 && !S->quiet)
+            fprintf(stderr, "brine fuzz: cannot move %s aside: %s\n", names[i], strerror(errno));
+        free(to);
         free(names[i]);
     }
+    free(handled);
     free(names);
 }
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "corpus.h"
+#include "fileio.h"
 #include "json.h"
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {
@@ -41,41 +42,6 @@ static char *join(const char *a, const char *b) {
         memcpy(d + na + 1, b, nb + 1);
     }
     return d;
-}
-
-static int read_file(const char *path, uint8_t **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 4096;
-            uint8_t *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                errno = ENOMEM;
-                return -1;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return -1;
-    }
-    *data = buf;
-    *len = n;
-    return 0;
 }
 
 /*------------------------------------------------------------------------------
@@ -242,7 +208,7 @@ static int load_manifest(const char *dir, const char *path, brine_corpus *out, s
         r->result = dup_s(result);
         if (!r->path || !r->group || !r->id || !r->description || !r->result)
             goto oom;
-        if (read_file(r->path, &r->data, &r->len) != 0) {
+        if (brine_read_file(r->path, &r->data, &r->len) != 0) {
             set_err(err, errlen, "%s: %s", r->path, strerror(errno));
             goto done;
         }
@@ -396,7 +362,7 @@ static int walk_folder(const char *root, brine_corpus *out, size_t *cap, char *e
                 }
                 r->id = child_rel;
                 r->path = child_abs;
-                if (read_file(r->path, &r->data, &r->len) != 0) {
+                if (brine_read_file(r->path, &r->data, &r->len) != 0) {
                     set_err(err, errlen, "%s: %s", r->path, strerror(errno));
                     free_list(names, n);
                     free(abs);

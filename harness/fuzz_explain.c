@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fuzz_explain.h"
 
 uint64_t brine_explain_hash(const uint8_t *data, size_t len) {
@@ -115,31 +116,8 @@ void brine_explain_write(const uint8_t *data, size_t len, const char *verdict,
  *----------------------------------------------------------------------------*/
 
 static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *p = malloc(cap + 1);
-    while (p) {
-        size_t k = fread(p + n, 1, cap - n, f);
-        n += k;
-        if (n < cap)
-            break;
-        cap *= 2;
-        char *np = realloc(p, cap + 1);
-        if (!np) {
-            free(p);
-            p = NULL;
-        } else {
-            p = np;
-        }
-    }
-    fclose(f);
-    if (p) {
-        p[n] = '\0';
-        *len = n;
-    }
-    return p;
+    uint8_t *data;
+    return brine_read_file(path, &data, len) == 0 ? (char *)data : NULL;
 }
 
 static char *dup_range(const char *a, const char *b) {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "json.h"
 
 /*------------------------------------------------------------------------------
@@ -511,42 +512,14 @@ brine_json_doc *brine_json_parse(const char *text, size_t len, char *err, size_t
 }
 
 brine_json_doc *brine_json_parse_file(const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    uint8_t *buf;
+    size_t len;
+    if (brine_read_file(path, &buf, &len) != 0) {
         if (err && errlen)
             snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 1 << 16;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                if (err && errlen)
-                    snprintf(err, errlen, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t k = fread(buf + len, 1, cap - len, f);
-        len += k;
-        if (k == 0)
-            break;
-    }
-    bool bad = ferror(f) != 0;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        if (err && errlen)
-            snprintf(err, errlen, "%s: read error", path);
-        return NULL;
-    }
-    brine_json_doc *d = brine_json_parse(buf, len, err, errlen);
+    brine_json_doc *d = brine_json_parse((const char *)buf, len, err, errlen);
     free(buf);
     if (!d && err && errlen) {
         char tmp[256];
