@@ -1514,7 +1514,7 @@ static void fix_frames(uint8_t *d, const pop *ops, size_t n, size_t x, long delt
         if (x >= ops[i].end && x - ops[i].end <= l) {
             if (delta < 0 && l < (uint64_t)-delta)
                 return;
-            l = (uint64_t)((int64_t)l + delta);
+            l += (uint64_t)delta; /* modular: no signed overflow on a claim near 2^63 */
             for (unsigned k = 0; k < 8; k++)
                 d[ops[i].off + 1 + k] = (uint8_t)(l >> (8 * k));
             return;

@@ -115,6 +115,21 @@ static void test_fuzz_crossover_deterministic_and_degenerate(void **state) {
     free(b);
 }
 
+/* Found by fuzz_pkl_load_structured under UBSan: growing a FRAME whose
+   claim is near 2^63 overflowed a signed addition in the length fix-up. */
+static void test_fuzz_mutate_huge_frame_claim(void **state) {
+    (void)state;
+    static const uint8_t huge[] = {0x80, 0x04, 0x95, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+                                   'K', 0x01, 'K', 0x02, 0x86, 0x94, '.'};
+    uint8_t d[256];
+    for (uint64_t s = 0; s < 2000; s++) {
+        memcpy(d, huge, sizeof huge);
+        size_t n = sizeof huge;
+        for (int i = 0; i < 4; i++)
+            assert_true((n = pkl_gen_mutate(s * 8 + (uint64_t)i, d, n, sizeof d)) <= sizeof d);
+    }
+}
+
 static void test_fuzz_libfuzzer_mutator_modes(void **state) {
     (void)state;
     static const struct {
@@ -179,6 +194,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fuzz_crossover_within_cap_and_frames_fit),
         cmocka_unit_test(test_fuzz_crossover_deterministic_and_degenerate),
+        cmocka_unit_test(test_fuzz_mutate_huge_frame_claim),
         cmocka_unit_test(test_fuzz_libfuzzer_mutator_modes),
         cmocka_unit_test(test_fuzz_afl_mutator_respects_max_size),
     };

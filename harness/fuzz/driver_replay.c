@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fuzz_target.h"
 #include "streamgen.h"
 
@@ -328,37 +329,6 @@ static bool skip_name(const char *base) {
     return base[0] == '.' || (n >= 3 && strcmp(base + n - 3, ".md") == 0);
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 4096, n = 0;
-    uint8_t *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            fclose(f);
-            return -1;
-        }
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        uint8_t *nb = realloc(buf, cap * 2);
-        if (!nb)
-            free(buf);
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 typedef struct strlist {
     char **v;
     size_t n, cap;
@@ -436,7 +406,7 @@ static long run_path(const char *root) {
         } else if (S_ISREG(st.st_mode)) {
             uint8_t *data = NULL;
             size_t len = 0;
-            if (read_file(path, &data, &len) != 0) {
+            if (brine_read_file(path, &data, &len) != 0) {
                 fprintf(stderr, "cannot read %s: %s\n", path, strerror(errno));
                 rc = -1;
             } else {

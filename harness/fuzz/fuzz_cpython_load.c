@@ -13,40 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fuzz_py.h"
 #include "fuzz_target.h"
 #include "pyembed.h"
 
-#ifndef BRINE_ORACLE_DIR
-#define BRINE_ORACLE_DIR "oracle"
-#endif
-
-#define MiB ((size_t)1 << 20)
-#define PY_MAX_OUTPUT (16 * MiB) /* as in fuzz_pkl_vs_cpython */
-
-static double env_num(const char *name, double dflt) {
-    const char *s = getenv(name);
-    if (!s || !*s)
-        return dflt;
-    char *end;
-    double v = strtod(s, &end);
-    return *end ? dflt : v;
-}
+#define PY_MAX_OUTPUT ((size_t)16 << 20) /* as in fuzz_pkl_vs_cpython */
 
 int brine_fuzz_init(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    const char *dir = getenv("BRINE_ORACLE_DIR");
-    brine_py_opts o = {0};
-    o.unpickler = "c";
-    o.timeout = env_num("BRINE_PY_TIMEOUT", 2.0);
-    o.mem_cap = (size_t)(env_num("BRINE_PY_MEM_MB", 256) * (double)MiB);
-    o.max_output = PY_MAX_OUTPUT;
-    char err[1024];
-    if (brine_py_init(dir && *dir ? dir : BRINE_ORACLE_DIR, &o, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz_cpython_load: cannot start the embedded CPython: %s\n", err);
-        return 1;
-    }
-    return 0;
+    return brine_fuzz_py_init("fuzz_cpython_load", PY_MAX_OUTPUT);
 }
 
 int brine_fuzz_one(const uint8_t *data, size_t len) {

@@ -49,14 +49,12 @@
 
 #include "compare.h"
 #include "fuzz_explain.h"
+#include "fuzz_py.h"
 #include "fuzz_target.h"
 #include "pkl.h"
 #include "pkl_answer.h"
 #include "pyembed.h"
 
-#ifndef BRINE_ORACLE_DIR
-#define BRINE_ORACLE_DIR "oracle"
-#endif
 
 #define MiB ((size_t)1 << 20)
 
@@ -336,32 +334,14 @@ static bool first_time(const char *signature) {
     return true;
 }
 
-static double env_num(const char *name, double dflt) {
-    const char *s = getenv(name);
-    if (!s || !*s)
-        return dflt;
-    char *end;
-    double v = strtod(s, &end);
-    return *end ? dflt : v;
-}
-
 int brine_fuzz_init(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    const char *dir = getenv("BRINE_ORACLE_DIR");
-    brine_py_opts o = {0};
-    o.unpickler = "c";
-    o.timeout = env_num("BRINE_PY_TIMEOUT", 2.0);
-    o.mem_cap = (size_t)(env_num("BRINE_PY_MEM_MB", 256) * (double)MiB);
-    o.max_output = PY_MAX_OUTPUT;
-    char err[1024];
-    if (brine_py_init(dir && *dir ? dir : BRINE_ORACLE_DIR, &o, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz_pkl_vs_cpython: cannot start the embedded CPython: %s\n", err);
+    if (brine_fuzz_py_init("fuzz_pkl_vs_cpython", PY_MAX_OUTPUT) != 0)
         return 1;
-    }
     g_lim = pkl_limits_default();
     g_lim.max_output = PKL_MAX_OUTPUT;
-    g_keep_going = env_num("BRINE_DIFF_KEEP_GOING", 0) != 0;
+    g_keep_going = brine_fuzz_env_num("BRINE_DIFF_KEEP_GOING", 0) != 0;
     fprintf(stderr, "fuzz_pkl_vs_cpython: libpkl %s against %s (%s)\n", PKL_VERSION_STRING,
             brine_py_name(), brine_py_version());
     return 0;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fuzz_explain.h"
 #include "fuzz_target.h"
 
 #define SHOW_BYTES 96 /* enough to read most minimised reproducers in full */
@@ -15,13 +16,37 @@ void brine_fuzz_set_input(const uint8_t *data, size_t len) {
     g_len = len;
 }
 
+/* "fail." and the message's first words, letters only (numbers and bytes
+   in a message vary between inputs that fail the same way). */
+static void fail_signature(const char *msg, char *sig, size_t cap) {
+    size_t k = (size_t)snprintf(sig, cap, "fail.");
+    for (const char *s = msg; *s && k + 1 < cap && k < 48; s++) {
+        char c = *s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            sig[k++] = c;
+        else if (c == ' ' && sig[k - 1] != '-' && sig[k - 1] != '.')
+            sig[k++] = '-';
+        else if (c == ':')
+            break;
+    }
+    while (k > 5 && sig[k - 1] == '-')
+        k--;
+    sig[k] = '\0';
+}
+
 _Noreturn void brine_fuzz_fail(const char *fmt, ...) {
     va_list ap;
-    fputs("brine fuzz: invariant violated: ", stderr);
+    char msg[512];
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "brine fuzz: invariant violated: %s\n", msg);
+    if (g_data && brine_explain_enabled()) {
+        /* brine fuzz asks what the input is: a failed invariant, named */
+        char sig[64];
+        fail_signature(msg, sig, sizeof sig);
+        brine_explain_write(g_data, g_len, "fail", sig, msg, NULL, 0, NULL, 0);
+    }
     if (g_data) {
         /* Python bytes-literal escapes, so the line pastes into a REPL or a test */
         fprintf(stderr, "brine fuzz: input (%zu bytes): b'", g_len);
