@@ -165,7 +165,7 @@ static pid_t spawn_logged(char *const *argv, const char *log, char *const *extra
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
     pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, env);
+    int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, env); /* afl-fuzz: from PATH */
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     free(env);
@@ -941,7 +941,11 @@ int cmd_fuzz(int argc, char **argv) {
 
     char env_mut[PATH_MAX + 64];
     snprintf(env_mut, sizeof env_mut, "AFL_CUSTOM_MUTATOR_LIBRARY=%s", mutator_so);
-    char *extra[] = {"ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:abort_on_error=1",
+    /* afl-fuzz insists on symbolize=0 (it symbolizes nothing itself) */
+    char *extra[] = {afl ? "ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:"
+                           "abort_on_error=1:symbolize=0"
+                         : "ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:"
+                           "abort_on_error=1",
                      "AFL_SKIP_CPUFREQ=1", "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1",
                      "AFL_NO_UI=1", env_mut, NULL};
     if (!quiet) {
@@ -1024,8 +1028,9 @@ int cmd_fuzz(int argc, char **argv) {
            status, S.handled, S.new_findings, S.repeats, S.unreproduced, S.F.n, fdir);
     for (size_t i = 0; i < S.F.n; i++)
         printf("  %s  x%zu  %s\n", S.F.v[i].id, S.F.v[i].count, S.F.v[i].signature);
-    if (!pg.seen && !afl)
-        printf("brine fuzz: the engine printed no status (see %s)\n", log);
+    if (!pg.seen)
+        printf("brine fuzz: the engine reported no progress (exit status %d); its output is in %s\n",
+               status, log);
     int rc = S.F.n ? FUZZ_FINDINGS : 0;
     if (!pg.seen && status != 0)
         rc = FUZZ_USAGE;
