@@ -17,12 +17,15 @@ Command line: ``python3 -m brine_oracle load FILE|- [--unpickler c|py]`` and
 import sys as _sys
 
 if _sys.version_info[0] >= 3:
-    from .loader import load, load_result, LoadResult, UNPICKLERS
+    from .loader import load, load_result, LoadResult, UNPICKLERS, \
+        HAVE_C_UNPICKLER, DEFAULT_UNPICKLER, NO_C_UNPICKLER
 else:
-    from .py27 import load, load_result, LoadResult, UNPICKLERS
+    from .py27 import load, load_result, LoadResult, UNPICKLERS, \
+        HAVE_C_UNPICKLER, DEFAULT_UNPICKLER, NO_C_UNPICKLER
 from .canon import render, render_error, OutputLimitExceeded
 from .classify import classify, CLASSES
 
-__all__ = ["load", "load_result", "LoadResult", "UNPICKLERS", "render",
+__all__ = ["load", "load_result", "LoadResult", "UNPICKLERS",
+           "HAVE_C_UNPICKLER", "DEFAULT_UNPICKLER", "render",
            "render_error", "OutputLimitExceeded", "classify", "CLASSES"]
 __version__ = "0.1.0"

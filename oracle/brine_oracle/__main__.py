@@ -32,7 +32,8 @@ import os
 import sys
 
 from . import canon
-from . import load_result, UNPICKLERS
+from . import load_result, UNPICKLERS, HAVE_C_UNPICKLER, \
+    DEFAULT_UNPICKLER, NO_C_UNPICKLER
 from .limits import set_memory_limit
 
 
@@ -55,7 +56,8 @@ def main(argv=None):
     lp.add_argument("path", nargs="?", help="pickle file, or - for stdin")
     lp.add_argument("--batch", metavar="DIR",
                     help="load every file in DIR (sorted)")
-    lp.add_argument("--unpickler", choices=UNPICKLERS, default="c")
+    lp.add_argument("--unpickler", choices=UNPICKLERS,
+                    default=DEFAULT_UNPICKLER)
     lp.add_argument("--max-output", type=int, default=canon.DEFAULT_MAX_OUTPUT)
     lp.add_argument("--memory-limit", type=int, default=0, metavar="MB")
     lp.add_argument("--quiet", action="store_true")
@@ -63,7 +65,8 @@ def main(argv=None):
                     help="adapter one-shot mode: the pickle on stdin")
     from . import worker
     sp = sub.add_parser("serve", help="adapter protocol v1 (persistent)")
-    sp.add_argument("--unpickler", choices=UNPICKLERS, default="c")
+    sp.add_argument("--unpickler", choices=UNPICKLERS,
+                    default=DEFAULT_UNPICKLER)
     sp.add_argument("--memory-limit", type=int,
                     default=worker.DEFAULT_MEMORY_LIMIT_MB, metavar="MB")
     sp.add_argument("--timeout", type=float, default=worker.DEFAULT_TIMEOUT,
@@ -75,6 +78,10 @@ def main(argv=None):
         args = p.parse_args(argv)
     except SystemExit as e:
         return 2 if e.code else 0
+    if args.unpickler == "c" and not HAVE_C_UNPICKLER:
+        sys.stderr.write("brine_oracle %s: %s\n" % (args.command or "",
+                                                   NO_C_UNPICKLER))
+        return 2
     if args.command == "serve":
         return worker.serve(args.unpickler, args.memory_limit, args.timeout,
                             not args.no_trace, args.max_output, args.quiet)

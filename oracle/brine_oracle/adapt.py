@@ -123,7 +123,12 @@ __all__ = ["Guard", "Forbidden", "install_guard", "patch_pickle",
            "HAVE_AUDIT"]
 
 HAVE_TRACE = render_trace_lines is not None
-HAVE_AUDIT = hasattr(sys, "addaudithook")
+# PyPy 3.9 has sys.addaudithook but raises few of CPython's events (not
+# "import", not "os.system"): a guard built on them would look armed and
+# not be.  Only CPython's hooks count.
+HAVE_AUDIT = hasattr(sys, "addaudithook") and \
+    getattr(sys, "implementation", None) is not None and \
+    sys.implementation.name == "cpython"
 
 # The real classes, captured before anything is patched.
 REAL_PY_UNPICKLER = pickle._Unpickler

@@ -126,8 +126,9 @@ def main(argv=None):
                 pass
 
     if not adapt.HAVE_AUDIT:
-        log("brine adapt: no audit hooks before Python 3.8: the stub "
-            "patching is the only guard\n")
+        log("brine adapt: no CPython audit events here (they need CPython "
+            "3.8+): the stub patching and the import blocker are the only "
+            "guards\n")
     if args.one_shot:
         return adapt.one_shot(adapter, log)
     name = args.name or adapt.adapter_name(args.spec)

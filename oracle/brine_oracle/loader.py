@@ -19,9 +19,18 @@ from . import canon
 from . import classify as _classify
 from .stubs import Session, CaseTimeout
 
-__all__ = ["load", "load_result", "LoadResult", "UNPICKLERS"]
+__all__ = ["load", "load_result", "LoadResult", "UNPICKLERS",
+           "HAVE_C_UNPICKLER", "DEFAULT_UNPICKLER"]
 
 UNPICKLERS = ("c", "py")
+
+# PyPy has no C unpickler: its pickle.Unpickler is pickle._Unpickler.  There
+# the "c" mode would quietly be the Python one under the wrong name, so it
+# is refused and "py" is the default.
+HAVE_C_UNPICKLER = pickle.Unpickler is not pickle._Unpickler
+DEFAULT_UNPICKLER = "c" if HAVE_C_UNPICKLER else "py"
+NO_C_UNPICKLER = ("this interpreter has no C unpickler (pickle.Unpickler is "
+                  "the Python one): use --unpickler py")
 
 
 class LoadResult(object):

@@ -50,6 +50,9 @@ __all__ = ["load", "load_result", "LoadResult", "UNPICKLERS", "classify",
            "SEMANTICS", "decode_name"]
 
 UNPICKLERS = ("c", "py")
+HAVE_C_UNPICKLER = True       # cPickle (see loader.py for PyPy)
+DEFAULT_UNPICKLER = "c"
+NO_C_UNPICKLER = ""
 
 # One line for the adapter hello's `version` (after the interpreter's own).
 SEMANTICS = ("(py2: str as bytes, unicode as str, long as int; protocols "
