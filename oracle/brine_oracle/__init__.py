@@ -6,7 +6,8 @@
 ``text`` is canonical text v1 (docs/canonical-form.md), raw level; a pickle
 CPython rejects gives ``brine-canonical 1 raw\\nerror <class>\\n``.  Nothing
 a pickle names is ever imported or called.  Runs on CPython 3.6 ... 3.13
-with the standard library only, and on 2.7 with cPickle and pickle.Unpickler
+with the standard library only, on PyPy 3 (its Python unpickler only: it
+has no C one), and on 2.7 with cPickle and pickle.Unpickler
 (brine_oracle.py27, docs/oracle-py27.md: ``load`` and ``serve``, not
 ``adapt``).
 
