@@ -28,6 +28,13 @@ for b in "$replay/fuzz_pkl_vs_cpython_replay" "$replay/fuzz_cpython_load_replay"
     [ -x "$b" ] || { echo "missing $b: bash scripts/build.sh build (with libpython3-dev)"; exit 2; }
 done
 
+# CPU seconds (user + sys) of one command, its output discarded; bash's own
+# `time`, so no time(1) package is needed
+cpu_seconds() {
+    local TIMEFORMAT='%3U %3S'
+    { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{print $1 + $2}'
+}
+
 inputs=()
 for _ in 1 2 3 4 5 6 7 8 9 10; do inputs+=(corpus/cases corpus/regress); done
 n=$(find corpus/cases corpus/regress -type f -name '*.pkl' | wc -l)
@@ -35,10 +42,8 @@ total=$((n * 10))
 echo "== replay builds: $total inputs per run ($n files x 10), $rounds rounds, CPU seconds (user+sys)"
 declare -a diff_s cpy_s
 for ((r = 0; r < rounds; r++)); do
-    c=$( { /usr/bin/time -f "%U %S" "${pin[@]}" "$replay/fuzz_cpython_load_replay" "${inputs[@]}" \
-           >/dev/null 2>/dev/null; } 2>&1 | tail -1 | awk '{print $1 + $2}')
-    d=$( { /usr/bin/time -f "%U %S" "${pin[@]}" "$replay/fuzz_pkl_vs_cpython_replay" "${inputs[@]}" \
-           >/dev/null 2>/dev/null; } 2>&1 | tail -1 | awk '{print $1 + $2}')
+    c=$(cpu_seconds "${pin[@]}" "$replay/fuzz_cpython_load_replay" "${inputs[@]}")
+    d=$(cpu_seconds "${pin[@]}" "$replay/fuzz_pkl_vs_cpython_replay" "${inputs[@]}")
     cpy_s+=("$c")
     diff_s+=("$d")
     printf "  round %d: cpython_load %6.2f s   pkl_vs_cpython %6.2f s\n" $((r + 1)) "$c" "$d"
@@ -58,10 +63,8 @@ if [ -x "$lf/fuzz_pkl_vs_cpython" ] && [ -x "$lf/fuzz_cpython_load" ]; then
     export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1
     declare -a lc ld
     for ((r = 0; r < rounds; r++)); do
-        c=$( { /usr/bin/time -f "%U %S" "${pin[@]}" "$lf/fuzz_cpython_load" -runs=0 "$seeds" \
-               >/dev/null 2>/dev/null; } 2>&1 | tail -1 | awk '{print $1 + $2}')
-        d=$( { /usr/bin/time -f "%U %S" "${pin[@]}" "$lf/fuzz_pkl_vs_cpython" -runs=0 "$seeds" \
-               >/dev/null 2>/dev/null; } 2>&1 | tail -1 | awk '{print $1 + $2}')
+        c=$(cpu_seconds "${pin[@]}" "$lf/fuzz_cpython_load" -runs=0 "$seeds")
+        d=$(cpu_seconds "${pin[@]}" "$lf/fuzz_pkl_vs_cpython" -runs=0 "$seeds")
         lc+=("$c")
         ld+=("$d")
     done
