@@ -279,22 +279,41 @@ _OVERRUN = re.compile(r"expected (\d+) bytes in a (\w+), but only (\d+) "
                       r"remain")
 
 
-def _first_static_fault_is_overrun(data):
-    """True when pickletools' static parse of `data` first fails on a counted
-    argument longer than the rest of the input.  CPython allocates BINBYTES,
-    BINBYTES8 and BYTEARRAY8 buffers (C) and BYTEARRAY8 (py) *before* reading
-    them, so such an input raises MemoryError when the count is huge and
-    'pickle data was truncated' when it merely exceeds the input: with
-    enough memory the answer is truncation, whatever the machine."""
+def _overrun_start(data):
+    """Input offset of the opcode on which pickletools' static parse of
+    `data` first fails, when that fault is a counted argument longer than
+    the rest of the input; else None.  CPython allocates BINBYTES,
+    BINBYTES8 and BYTEARRAY8 buffers (C) and BYTEARRAY8 (py) *before*
+    reading them, so such an opcode raises MemoryError when the count is
+    huge and 'pickle data was truncated' when it merely exceeds the input:
+    with enough memory the answer is truncation, whatever the machine."""
+    import io
     import pickletools
+    f = io.BytesIO(data)
+    at = 0
     try:
-        for _ in pickletools.genops(data):
-            pass
+        for _ in pickletools.genops(f):
+            at = f.tell()       # where the next opcode starts
     except ValueError as e:
-        return bool(_OVERRUN.search(str(e)))
+        return at if _OVERRUN.search(str(e)) else None
     except Exception:
+        return None
+    return None
+
+
+def _memory_error_is_overrun(exc, info):
+    """A MemoryError that truncation explains: the input has an over-long
+    counted argument and the load did not fail before reaching it (the C
+    unpickler can also run out earlier, e.g. growing its memo array to a
+    huge PUT index, and that is CPython's own resource limit)."""
+    at = _overrun_start(info.data)
+    if at is None:
         return False
-    return False
+    if info.unpickler == "c":
+        pos = _c_position(exc, info)
+        if pos is not None and pos <= at:
+            return False
+    return True
 
 
 def _context_rule(exc, info):
@@ -303,7 +322,7 @@ def _context_rule(exc, info):
     if info is None:
         return None
     if isinstance(exc, MemoryError) and info.data \
-            and _first_static_fault_is_overrun(info.data):
+            and _memory_error_is_overrun(exc, info):
         return TRUNCATED, ("%s: MemoryError allocating a counted argument "
                            "longer than the remaining input (with enough "
                            "memory CPython reports truncation)"

@@ -493,6 +493,18 @@ class TestClassification(OracleCase):
         for data, cls in ERRORS:
             self.assertError(data, cls)
 
+    def test_memory_error_before_an_overrun_is_a_limit(self):
+        # The C unpickler grows its memo array to a PUT index (MemoryError
+        # for a huge one: CPython's own limit) before it reaches the
+        # over-long BINBYTES8 after it; only a MemoryError on the over-long
+        # argument itself is read as truncation (corpus/regress/
+        # oracle_memo_memoryerror_before_overrun.pkl)
+        put = b"p1023372036854775809\n"
+        overrun = b"\x8e\xff\xff\xff\xff\xff\xff\xff\x0fx"
+        self.assertError(b"N" + put + overrun, "resource-limit", ("c",))
+        self.assertError(b"N" + put + overrun, "truncated", ("py",))
+        self.assertError(b"N" + overrun, "truncated")
+
     def test_classes_are_the_taxonomy(self):
         self.assertEqual(len(CLASSES), 13)
         for data, cls in ERRORS:
