@@ -160,8 +160,19 @@ static bool shrink_args(state *S, spans *sp) {
     uint8_t head[16];
     for (size_t i = 0; i < sp->n && !S->stop; i++) {
         const span *s = &sp->v[i];
-        if (!s->op)
+        if (!s->op) {
+            /* the unparsed tail (an opcode cut short: a counted argument
+               running past the end) loses its second half: it usually
+               stays cut short at the same opcode */
+            size_t tail = s->end - s->pos;
+            if (tail > 1 && !add_cand(S, s->pos + tail - tail / 2, NULL, 0, s->end)) {
+                S->stop = true;
+                break;
+            }
+            if (S->n == S->batch && judge_batch(S))
+                return true;
             continue;
+        }
         const uint8_t *arg = S->best + s->pos + 1;
         size_t arg_len = s->end - s->pos - 1;
         if (s->op->layout == PKL_LAYOUT_COUNTED && arg_len > s->op->width) {

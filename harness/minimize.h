@@ -7,7 +7,8 @@
  *
  *  1. delete runs of opcodes (ddmin: halves, quarters ... single opcodes);
  *  2. shorten counted arguments (a string's payload halved, its length
- *     prefix rewritten) and line arguments (a text line halved);
+ *     prefix rewritten), line arguments (a text line halved) and the
+ *     unparsed tail after the last whole opcode (halved);
  *  repeated until a whole pass changes nothing or the budget is spent.
  *
  * Candidates are judged in batches through a callback, so a caller whose

@@ -81,6 +81,32 @@ static void test_minimize_halves_line_arguments(void **state) {
     free(out);
 }
 
+/* Keeps inputs cut short inside a BINUNICODE8 that starts at offset 1. */
+static int judge_cut_binunicode8(void *ctx, const brine_candidate *c, size_t n, bool *keep) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        keep[i] = c[i].len >= 2 && c[i].data[0] == 'N' && c[i].data[1] == 0x8d;
+    return 0;
+}
+
+static void test_minimize_halves_the_unparsed_tail(void **state) {
+    (void)state;
+    /* a length of 2^60-1 and 64 bytes: the scanner stops at the BINUNICODE8,
+       the rest is one tail span that only halving can shorten */
+    uint8_t in[1 + 1 + 8 + 64];
+    in[0] = 'N';
+    in[1] = 0x8d;
+    memset(in + 2, 0xff, 7);
+    in[9] = 0x0f;
+    memset(in + 10, 'x', 64);
+    size_t out_len = 0;
+    uint8_t *out = brine_minimize(in, sizeof in, judge_cut_binunicode8, NULL, NULL, &out_len, NULL);
+    assert_non_null(out);
+    assert_int_equal(out_len, 2);
+    assert_memory_equal(out, "N\x8d", 2);
+    free(out);
+}
+
 static int judge_abort(void *ctx, const brine_candidate *c, size_t n, bool *keep) {
     (void)c;
     (void)n;
@@ -137,6 +163,7 @@ int main(void) {
         cmocka_unit_test(test_minimize_deletes_irrelevant_opcodes),
         cmocka_unit_test(test_minimize_halves_counted_arguments_and_fixes_lengths),
         cmocka_unit_test(test_minimize_halves_line_arguments),
+        cmocka_unit_test(test_minimize_halves_the_unparsed_tail),
         cmocka_unit_test(test_minimize_keeps_input_when_nothing_else_matches),
         cmocka_unit_test(test_minimize_respects_the_batch_budget),
     };
