@@ -275,6 +275,8 @@ def _int_max_str_digits():
     return get() if get is not None else 0
 
 
+_FRAME = 0x95
+
 _OVERRUN = re.compile(r"expected (\d+) bytes in a (\w+), but only (\d+) "
                       r"remain")
 
@@ -306,13 +308,14 @@ def _memory_error_is_overrun(exc, info):
     counted argument and the load did not fail before reaching it (the C
     unpickler can also run out earlier, e.g. growing its memo array to a
     huge PUT index, and that is CPython's own resource limit)."""
-    at = _overrun_start(info.data)
-    if at is None:
+    if _overrun_start(info.data) is None:
         return False
     if info.unpickler == "c":
-        pos = _c_position(exc, info)
-        if pos is not None and pos <= at:
-            return False
+        pos, data = _c_position(exc, info)
+        if pos is not None:
+            at = _overrun_start(data)
+            if at is not None and pos <= at:
+                return False
     return True
 
 
@@ -361,14 +364,15 @@ def _context_rule(exc, info):
         # more digits than int_max_str_digits looks malformed; py reports
         # "Exceeds the limit" for the same line.
         limit = _int_max_str_digits()
-        pos = _c_position(exc, info) if limit else None
-        digits = _c_digits_before_line(info.data, pos, b"I")
+        pos, data = _c_position(exc, info) if limit else (None, b"")
+        digits = _c_digits_before_line(data, pos, b"I")
         if digits is not None and digits > limit:
             return RESOURCE_LIMIT, ("C: INT with %d digits, above "
                                     "int_max_str_digits" % digits)
     if isinstance(exc, OverflowError) and re.search(
             r"too large to convert to C ssize_t", str(exc)):
-        op = _c_opcode_before_line(info.data, _c_position(exc, info))
+        pos, data = _c_position(exc, info)
+        op = _c_opcode_before_line(data, pos)
         if op == b"g":
             return MEMO_MISSING, ("C: GET index beyond ssize_t (py: memo "
                                   "KeyError)")
@@ -386,15 +390,38 @@ def _context_rule(exc, info):
     return None
 
 
+def _deframed(data):
+    """`data` without its FRAME opcodes, or None when it has none.  The C
+    unpickler's frames only say how much to read ahead (it checks nothing
+    about their boundaries), so a copy without them fails at the same
+    opcode, with the same error, wherever a frame is not the fault."""
+    from .trace import iter_ops
+    parts = []
+    last = 0
+    for op, start, end in iter_ops(data):
+        if op == _FRAME:
+            parts.append(data[last:start])
+            last = end
+    if not parts:
+        return None
+    parts.append(data[last:])
+    return b"".join(parts)
+
+
 def _c_position(exc, info):
-    """Input offset where the C unpickler failed, from a rerun through a
-    plain file (None when the rerun does not fail the same way)."""
+    """(input offset where the C unpickler failed, the bytes it is an
+    offset in), from a rerun through a plain file; offset None when the
+    rerun does not fail the same way.  A frame is read whole, so with
+    frames the file position would be the end of the frame, not of the
+    failing opcode: the rerun loads a copy without FRAME opcodes."""
+    data = info.data
     if info.rerun is None:
-        return None
-    e2, pos = info.rerun(info.data, True)
+        return None, data
+    data = _deframed(data) or data
+    e2, pos = info.rerun(data, True)
     if type(e2) is not type(exc) or str(e2) != str(exc):
-        return None
-    return pos
+        return None, data
+    return pos, data
 
 
 def classify(exc, info=None):

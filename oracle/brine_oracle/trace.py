@@ -71,7 +71,7 @@ except NameError:
     _TEXT = str
 
 __all__ = ["render_trace", "render_trace_lines", "scan_protocols",
-           "py3_name", "TraceBug", "TRACE_MARKER"]
+           "iter_ops", "py3_name", "TraceBug", "TRACE_MARKER"]
 
 TRACE_MARKER = "--- trace\n"
 
@@ -130,16 +130,11 @@ def _uint(data, pos, n, signed):
     return int.from_bytes(data[pos:pos + n], "little", signed=signed)
 
 
-def scan_protocols(data, need=None):
-    """(protocols, last_proto): the protocol in effect at each opcode of
-    `data` that makes the unpickler call find_class, in stream order, and the
-    last PROTO seen (0 if none).  Parses argument lengths only; stops at
-    STOP, at a byte that is no opcode, or where the input ends (the load
-    stops there too), or once `need` such opcodes are found."""
-    protos = []
-    proto = 0
-    seen_ext = set()
-    inverted = copyreg._inverted_registry
+def iter_ops(data):
+    """(opcode byte, start, end) of each whole opcode of `data`, argument
+    included, in stream order.  Parses argument lengths only; stops after
+    STOP, at a byte that is no opcode, or at an opcode the input cuts short
+    (the load stops there too)."""
     n = len(data)
     pos = 0
     table = _TABLE
@@ -147,50 +142,64 @@ def scan_protocols(data, need=None):
         op = data[pos]
         spec = table.get(op)
         if spec is None:
-            break
+            return
+        start = pos
         pos += 1
         how, size, signed = spec
-        if op == _PROTO:
-            if pos < n:
-                proto = data[pos]
-        elif op in _RESOLVING:
-            protos.append(proto)
-            if need is not None and len(protos) >= need:
-                break
-        elif op in _EXT:
-            if pos + size <= n:
-                code = _uint(data, pos, size, signed)
-                if code in inverted and code not in seen_ext:
-                    seen_ext.add(code)
-                    protos.append(proto)
-                    if need is not None and len(protos) >= need:
-                        break
-        elif op == _STOP:
-            break
-        if how == _SKIP_NONE:
-            continue
         if how == _SKIP_FIXED:
             pos += size
         elif how == _SKIP_LINE:
             nl = data.find(b"\n", pos)
             if nl < 0:
-                break
+                return
             pos = nl + 1
         elif how == _SKIP_TWO_LINES:
             nl = data.find(b"\n", pos)
+            if nl >= 0:
+                nl = data.find(b"\n", nl + 1)
             if nl < 0:
-                break
-            nl = data.find(b"\n", nl + 1)
-            if nl < 0:
-                break
+                return
             pos = nl + 1
-        else:
+        elif how == _SKIP_COUNTED:
             if pos + size > n:
-                break
+                return
             length = _uint(data, pos, size, signed)
             if length < 0:
-                break
+                return
             pos += size + length
+        if pos > n:
+            return
+        yield op, start, pos
+        if op == _STOP:
+            return
+
+
+def scan_protocols(data, need=None):
+    """(protocols, last_proto): the protocol in effect at each opcode of
+    `data` that makes the unpickler call find_class, in stream order, and the
+    last PROTO seen (0 if none).  Stops where iter_ops stops, or once `need`
+    such opcodes are found."""
+    protos = []
+    proto = 0
+    seen_ext = set()
+    inverted = copyreg._inverted_registry
+    for op, start, end in iter_ops(data):
+        if op == _PROTO:
+            proto = data[start + 1]
+        elif op in _RESOLVING:
+            protos.append(proto)
+        elif op in _EXT:
+            size, signed = _EXT[op]
+            code = _uint(data, start + 1, size, signed)
+            if code in inverted and code not in seen_ext:
+                seen_ext.add(code)
+                protos.append(proto)
+            else:
+                continue
+        else:
+            continue
+        if need is not None and len(protos) >= need:
+            break
     return protos, proto
 
 

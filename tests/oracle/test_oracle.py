@@ -505,6 +505,19 @@ class TestClassification(OracleCase):
         self.assertError(b"N" + put + overrun, "truncated", ("py",))
         self.assertError(b"N" + overrun, "truncated")
 
+    def test_framed_put_beyond_ssize_t_is_a_limit(self):
+        # The C unpickler reads a frame whole, so a plain file's position
+        # after a failure is the frame's end; the classifier finds the
+        # failing opcode on a copy without the FRAME (here the frame ends
+        # with a GET line, so the frame's end would say GET, memo-missing)
+        def framed(body):
+            return (b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body
+                    + b".")
+        huge = b"9" * 30 + b"\n"
+        self.assertError(framed(b"Np" + huge + b"g" + huge),
+                         "resource-limit", ("c",))
+        self.assertError(framed(b"Ng" + huge), "memo-missing")
+
     def test_classes_are_the_taxonomy(self):
         self.assertEqual(len(CLASSES), 13)
         for data, cls in ERRORS:
