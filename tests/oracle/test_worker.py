@@ -309,7 +309,10 @@ class TestScan(unittest.TestCase):
     def test_stops_where_the_input_stops(self):
         self.assertEqual(scan_protocols(b""), ([], 0))
         self.assertEqual(scan_protocols(b"\x80"), ([], 0))
-        self.assertEqual(scan_protocols(b"\x80\x02c__bu"), ([2], 2))
+        # a GLOBAL whose line the input cuts short resolves nothing
+        self.assertEqual(scan_protocols(b"\x80\x02c__bu"), ([], 2))
+        self.assertEqual(scan_protocols(b"\x80\x02c__builtin__\nset\n"),
+                         ([2], 2))
         self.assertEqual(scan_protocols(b"\x80\x02\xffc__builtin__\nset\n"),
                          ([], 2))
         self.assertEqual(scan_protocols(b"\x80\x02.c__builtin__\nset\n"),
