@@ -163,7 +163,16 @@ static pid_t spawn_logged(char *const *argv, const char *log, char *const *extra
         posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
     }
     posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    /* brine fuzz forwards SIGINT and SIGTERM to the engine; a shell starts
+       background jobs with SIGINT ignored, which the engine would inherit
+       (libFuzzer then keeps its handler off and a forwarded Ctrl-C does
+       nothing), so the engine starts with both at their defaults */
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    posix_spawnattr_setsigdefault(&at, &defaults);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
     int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, env); /* afl-fuzz: from PATH */
     posix_spawn_file_actions_destroy(&fa);
