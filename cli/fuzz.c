@@ -721,6 +721,39 @@ static void read_libfuzzer_log(FILE *f, progress *pg) {
     clearerr(f);
 }
 
+/* Edges and features of the saved corpus, from one pass of the engine over
+   it (-runs=0: every input once, nothing mutated). libFuzzer's fork mode
+   prints merged counters of its own, which are not edge counts (they can
+   exceed the number of instrumented edges), so a --time run's summary
+   takes its coverage from here. False when the pass reported nothing. */
+static bool corpus_coverage(const char *engine_bin, const char *corpus, const char *tmp,
+                            unsigned long long *edges, unsigned long long *features) {
+    char *log = path_join(tmp, "coverage.log");
+    unlink(log);
+    char *argv[] = {(char *)engine_bin, "-runs=0",         "-timeout=25",
+                    "-rss_limit_mb=4096", (char *)corpus, NULL};
+    char *extra[] = {"ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1", NULL};
+    bool found = false;
+    pid_t pid = spawn_logged(argv, log, extra);
+    if (pid >= 0) {
+        wait_exit(pid);
+        FILE *f = fopen(log, "r");
+        char line[1024];
+        const char *p, *q;
+        while (f && fgets(line, sizeof line, f)) {
+            if (strstr(line, "INITED") && (p = strstr(line, "cov: ")) && (q = strstr(line, "ft: "))) {
+                *edges = strtoull(p + 5, NULL, 10);
+                *features = strtoull(q + 4, NULL, 10);
+                found = true;
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    free(log);
+    return found;
+}
+
 static void read_afl_stats(const char *path, progress *pg) {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -1027,10 +1060,17 @@ int cmd_fuzz(int argc, char **argv) {
     show_progress(&S, &pg, elapsed, budget, false);
 
     /* summary */
+    unsigned long long edges = pg.cov, features = pg.ft;
+    bool measured = false;
+    if (!afl && budget > 0 && pg.seen) {
+        if (!quiet)
+            fprintf(stderr, "brine fuzz: measuring the coverage of the saved corpus\n");
+        measured = corpus_coverage(engine_bin, corpus, tmp, &edges, &features);
+    }
     printf("brine fuzz: fuzz_%s under %s: %.0f s, %llu executions (%.0f exec/s), "
-           "coverage %llu edges / %llu features, corpus %llu inputs\n",
+           "coverage %llu edges / %llu features%s, corpus %llu inputs\n",
            target, engine, elapsed, pg.execs, elapsed > 0 ? (double)pg.execs / elapsed : 0.0,
-           pg.cov, pg.ft, pg.corpus);
+           edges, features, measured ? " (one pass over the saved corpus)" : "", pg.corpus);
     printf("brine fuzz: engine exit status %d; %zu saved inputs examined: %zu new findings, "
            "%zu repeats of known ones, %zu the replay build does not reproduce; "
            "%zu distinct findings in %s\n",
