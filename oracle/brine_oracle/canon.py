@@ -212,68 +212,20 @@ def scalar_line(o):
     return None
 
 
-class _Slot(tuple):
+class _Slot(object):
     """A slot line (.args, .kwargs, .build, .append, .setitem, .add) and its
-    children: the tuple (name, children, key).  ``key`` identifies it for the
-    digest memo: (id(owner), i).  A tuple subclass because the emitter makes
-    one per stub argument list and mutation, and tuple.__new__ is several
-    times cheaper than a Python-level __init__."""
+    children.  ``key`` identifies it for the digest memo: (id(owner), i)."""
 
-    __slots__ = ()
+    __slots__ = ("name", "children", "key")
 
+    def __init__(self, name, children, key):
+        self.name = name
+        self.children = children
+        self.key = key
 
-_new_slot = tuple.__new__
 
 _MUT_SLOT = {"build": ".build", "append": ".append", "setitem": ".setitem",
              "add": ".add"}
-
-
-def _stub_children(o, rec):
-    """Children of the stub `o` (its record `rec`): target, then slots."""
-    oid = id(o)
-    kind = rec.kind
-    if kind == "global":
-        out = []
-    else:
-        out = [rec.target]
-        if kind != "persid":
-            if rec.args:
-                out.append(_new_slot(_Slot, (".args", list(rec.args),
-                                             (oid, -1))))
-            if rec.kwargs:
-                kw = []
-                for k, v in rec.kwargs.items():
-                    kw.append(k)
-                    kw.append(v)
-                out.append(_new_slot(_Slot, (".kwargs", kw, (oid, -2))))
-    muts = rec.muts
-    if muts:
-        mut_slot = _MUT_SLOT
-        for i, m in enumerate(muts):
-            out.append(_new_slot(_Slot, (mut_slot[m[0]], list(m[1:]),
-                                         (oid, i))))
-    return out
-
-
-def _global_head(rec):
-    """H(n) of a global stub, cached by (module, name): stub types are
-    pooled across loads (brine_oracle.stubs), so the same few globals come
-    back case after case."""
-    module, name = rec.module, rec.name
-    if type(module) is _TEXT and type(name) is _TEXT:
-        key = (module, name)
-        h = _GLOBAL_HEADS.get(key)
-        if h is None:
-            h = "global %s %s" % (quote_str(module), quote_str(name))
-            if len(_GLOBAL_HEADS) >= _GLOBAL_HEADS_MAX:
-                _GLOBAL_HEADS.clear()
-            _GLOBAL_HEADS[key] = h
-        return h
-    return "global %s %s" % (quote_str(module), quote_str(name))
-
-
-_GLOBAL_HEADS = {}
-_GLOBAL_HEADS_MAX = 1024
 
 
 class _Emitter(object):
@@ -291,7 +243,7 @@ class _Emitter(object):
     def head(self, o):
         """H(n): the line of a node without indentation and label."""
         if type(o) is _Slot:
-            return o[0]
+            return o.name
         k = id(o)
         h = self.hmemo.get(k)
         if h is not None:
@@ -300,7 +252,9 @@ class _Emitter(object):
         if h is None:
             kind, _ = _kind(o)
             if kind == "global":
-                h = _global_head(stubs.stub_record(o))
+                rec = stubs.stub_record(o)
+                h = "global %s %s" % (quote_str(rec.module),
+                                      quote_str(rec.name))
             elif kind == "bytearray":
                 h = "bytearray " + quote_bytes(o)
             else:
@@ -314,7 +268,7 @@ class _Emitter(object):
         """What is printed under a node or slot, in output order."""
         t = type(o)
         if t is _Slot:
-            return o[1]
+            return o.children
         if t is list or t is tuple:
             return o
         if t is dict:
@@ -332,7 +286,22 @@ class _Emitter(object):
         rec = stubs.stub_record(o)
         if rec is None:
             return ()
-        return _stub_children(o, rec)
+        out = []
+        oid = id(o)
+        if rec.kind != "global":
+            out.append(rec.target)
+            if rec.kind != "persid":
+                if rec.args:
+                    out.append(_Slot(".args", list(rec.args), (oid, -1)))
+                if rec.kwargs:
+                    kw = []
+                    for k, v in rec.kwargs.items():
+                        kw.append(k)
+                        kw.append(v)
+                    out.append(_Slot(".kwargs", kw, (oid, -2)))
+        for i, m in enumerate(rec.muts):
+            out.append(_Slot(_MUT_SLOT[m[0]], list(m[1:]), (oid, i)))
+        return out
 
     # ---- section 5: set order -------------------------------------------
 
@@ -381,7 +350,7 @@ class _Emitter(object):
 
     def digest(self, n, d):
         """D(n, d) of section 5 (bytes).  Recursion is bounded by 8."""
-        key = ((n[2] if type(n) is _Slot else id(n)), d)
+        key = ((n.key if type(n) is _Slot else id(n)), d)
         dg = self.dmemo.get(key)
         if dg is not None:
             return dg
@@ -428,213 +397,144 @@ class _Emitter(object):
         return indeg
 
     def emit(self, root):
-        """The document (see _emit), with this emitter's memos."""
-        return _emit(root, self.max_output, self)
+        """The document, in one walk.
 
+        Same output as counting in-degrees first and labelling on the way
+        (section 4): the walk is the pre-order of the output, which expands
+        every node's children exactly once, so a node is shared exactly when
+        the walk meets it a second time.  Its first line (already written)
+        and its ref lines are then patched at the end: labels are numbered
+        in the order of those first lines.  The output size is checked every
+        _CHECK_EVERY lines on the way, as a lower bound (labels not yet
+        counted), and exactly at the end."""
+        limit = self.max_output
+        out = [HEADER]
+        if len(HEADER) > limit:
+            raise OutputLimitExceeded(limit)
+        size = 0            # of out[:checked], plus the refs' minimum
+        checked = 0
+        check_at = _CHECK_EVERY
+        first = {}          # id(node) -> index in out of its first line
+        refs = []           # (index in out, id(node)) of ref lines
+        head = self.head
+        children = self.children
+        append = out.append
+        indents = _INDENTS
+        n_indents = len(indents)
+        int_min = INT64_MIN
+        int_limit = INT64_LIMIT
+        slot_t = _Slot
+        text_t = _TEXT
+        unordered = _UNORDERED_DICTS
+        qcache = _QUOTE_CACHE
+        # Each stack entry: (iterator over the children, their depth).  The
+        # inner loop prints the scalars in place and descends (break) at
+        # the first child that has children of its own.
+        stack = [(iter((root,)), 0)]
+        push = stack.append
+        while stack:
+            if len(out) >= check_at:
+                size += sum(map(len, out[checked:]))
+                checked = len(out)
+                check_at = checked + _CHECK_EVERY
+                if size > limit:
+                    raise OutputLimitExceeded(limit)
+            it, depth = stack[-1]
+            ind = indents[depth] if depth < n_indents else "@%d " % depth
+            for o in it:
+                t = type(o)
+                if t is text_t:
+                    q = qcache.get(o)
+                    if q is None:
+                        q = quote_str(o)
+                        if len(o) <= 64:
+                            if len(qcache) >= _QUOTE_CACHE_MAX:
+                                qcache.clear()
+                            qcache[o] = q
+                    append(ind + "str " + q + "\n")
+                elif t is int:
+                    if int_min <= o < int_limit:
+                        append("%sint %d\n" % (ind, o))
+                    else:
+                        append(ind + "int " + _int_payload(o) + "\n")
+                elif t is slot_t:
+                    append(ind + o.name + "\n")
+                    if o.children:
+                        push((iter(o.children), depth + 1))
+                        break
+                elif t is float:
+                    append(ind + "float " + _hex(_pack_double(o)) + "\n")
+                elif o is None:
+                    append(ind + "none\n")
+                elif t is bool:
+                    append(ind + ("bool true\n" if o else "bool false\n"))
+                elif t is bytes:
+                    append(ind + "bytes " + quote_bytes(o) + "\n")
+                elif t is _LONG:
+                    append(ind + "int " + _int_payload(o) + "\n")
+                elif (t is tuple or t is frozenset) and not o:
+                    # never labelled (section 4)
+                    append(ind + ("tuple\n" if t is tuple else "frozenset\n"))
+                else:
+                    k = id(o)
+                    if k in first:
+                        refs.append((len(out), k))
+                        append(ind)
+                        size += 7       # "ref #" digit(s) "\n"
+                        continue
+                    first[k] = len(out)
+                    if t is list:
+                        append(ind + "list\n")
+                        kids = o
+                    elif t is dict:
+                        append(ind + "dict\n")
+                        kids = self.dict_order(o) if unordered else \
+                            _chain_items(o.items())
+                    elif t is tuple:
+                        append(ind + "tuple\n")
+                        kids = o
+                    else:
+                        append(ind + head(o) + "\n")
+                        kids = children(o)
+                    if kids:
+                        push((iter(kids), depth + 1))
+                        break
+                if len(out) >= check_at:
+                    break       # check the size (the while loop resumes it)
+            else:
+                stack.pop()
+        size += sum(map(len, out[checked:]))
+        if size > limit:
+            raise OutputLimitExceeded(limit)
+        if refs:
+            shared = sorted(set(k for _, k in refs), key=first.__getitem__)
+            labels = {}
+            for n, k in enumerate(shared, 1):
+                labels[k] = n
+                i = first[k]
+                line = out[i]
+                lab = " #%d\n" % n
+                out[i] = line[:-1] + lab
+                size += len(lab) - 1
+            for i, k in refs:
+                text = "%sref #%d\n" % (out[i], labels[k])
+                size += len(text) - len(out[i]) - 7
+                out[i] = text
+            if size > limit:
+                raise OutputLimitExceeded(limit)
+        return "".join(out)
 
-# str line bodies ('str "..."\n') of short strings seen recently (dict keys
-# repeat a lot)
+# quote_str of short strings seen recently (dict keys repeat a lot)
 _QUOTE_CACHE = {}
 _QUOTE_CACHE_MAX = 4096
 _CHECK_EVERY = 512        # lines between two output size checks
 _INDENTS = tuple("  " * d for d in range(MAX_SPACE_DEPTH + 1))
 
 
-class _Check(object):
-    """Type of _CHECK, the marker _with_checks puts between chunks."""
-
-    __slots__ = ()
-
-
-_CHECK = _Check()
-_CHECK_TAIL = (_CHECK,)
-
 # key, value, key, value ... of dict items (an iterator, always truthy)
 _chain_items = itertools.chain.from_iterable
-_islice = itertools.islice
-_chain = itertools.chain
-
-
-def _with_checks(kids, n):
-    """An iterator over the `n` items of `kids`, with _CHECK after every
-    _CHECK_EVERY of them (for the emitter's output size checks)."""
-    it = iter(kids)
-    every = _CHECK_EVERY
-    return _chain_items(_chain(_islice(it, every), _CHECK_TAIL)
-                        for _ in range((n + every - 1) // every))
-
-
-_SCALAR_TYPES = frozenset([type(None), bool, int, float, _TEXT, bytes,
-                           _LONG])
-
-
-def _emit(root, limit, em=None, type=type, iter=iter, len=len, id=id,
-          sum=sum, map=map, slot_t=_Slot, text_t=_TEXT, long_t=_LONG,
-          stubobj_t=stubs.StubObj, stubmeta_t=stubs.StubMeta,
-          check=_CHECK, check_every=_CHECK_EVERY, indents=_INDENTS,
-          int_min=INT64_MIN, int_limit=INT64_LIMIT, qcache=_QUOTE_CACHE,
-          qget=_QUOTE_CACHE.get,
-          pack_double=_pack_double, hexlify=_hex):
-    """The document of `root`, in one walk.  `em`: the _Emitter whose
-    memos to use, made on demand (most graphs never need one).  The
-    keyword arguments are constants, bound as defaults because locals are
-    the cheapest names (this is the worker's hottest loop).
-
-    Same output as counting in-degrees first and labelling on the way
-    (section 4): the walk is the pre-order of the output, which expands
-    every node's children exactly once, so a node is shared exactly when
-    the walk meets it a second time.  Its first line (already written) and
-    its ref lines are then patched at the end: labels are numbered in the
-    order of those first lines.
-
-    The output size is checked on the way, as a lower bound (labels not
-    yet counted), whenever the walk enters or leaves a node having written
-    _CHECK_EVERY lines since the last check; a node with more children
-    than that gets a _CHECK marker after every _CHECK_EVERY of them, so no
-    run of lines between two checks is longer than about twice
-    _CHECK_EVERY.  The exact size is checked at the end."""
-    # read per call, not bound as a default: tests switch it at run time
-    unordered = _UNORDERED_DICTS
-    if type(root) in _SCALAR_TYPES:
-        doc = HEADER + scalar_line(root) + "\n"
-        if len(doc) > limit:
-            raise OutputLimitExceeded(limit)
-        return doc
-    out = [HEADER]
-    if len(HEADER) > limit:
-        raise OutputLimitExceeded(limit)
-    size = 0            # of out[:checked]
-    checked = 0
-    check_at = check_every
-    first = {}          # id(node) -> index in out of its first line
-    refs = []           # (index in out, id(node)) of ref lines
-    append = out.append
-    n_indents = len(indents)
-    # Each stack entry: (iterator over the children, their depth).  The
-    # inner loop prints the scalars in place and descends (break) at the
-    # first child that has children of its own.
-    stack = [(iter((root,)), 0)]
-    push = stack.append
-    while stack:
-        if len(out) >= check_at:
-            size += sum(map(len, out[checked:]))
-            checked = len(out)
-            check_at = checked + check_every
-            if size > limit:
-                raise OutputLimitExceeded(limit)
-        it, depth = stack[-1]
-        ind = indents[depth] if depth < n_indents else "@%d " % depth
-        for o in it:
-            t = type(o)
-            if t is text_t:
-                line = qget(o)
-                if line is None:
-                    line = "str " + quote_str(o) + "\n"
-                    if len(o) <= 64:
-                        if len(qcache) >= _QUOTE_CACHE_MAX:
-                            qcache.clear()
-                        qcache[o] = line
-                append(ind + line)
-            elif t is int:
-                if int_min <= o < int_limit:
-                    append("%sint %d\n" % (ind, o))
-                else:
-                    append(ind + "int " + _int_payload(o) + "\n")
-            elif t is slot_t:
-                append(ind + o[0] + "\n")
-                kids = o[1]
-                if kids:
-                    n = len(kids)
-                    if n > check_every:
-                        kids = _with_checks(kids, n)
-                    push((iter(kids), depth + 1))
-                    break
-            elif t is float:
-                append(ind + "float " + hexlify(pack_double(o)) + "\n")
-            elif o is None:
-                append(ind + "none\n")
-            elif t is bool:
-                append(ind + ("bool true\n" if o else "bool false\n"))
-            elif t is bytes:
-                append(ind + "bytes " + quote_bytes(o) + "\n")
-            elif t is long_t:
-                append(ind + "int " + _int_payload(o) + "\n")
-            elif (t is tuple or t is frozenset) and not o:
-                # never labelled (section 4)
-                append(ind + ("tuple\n" if t is tuple else "frozenset\n"))
-            elif o is check:
-                break       # check the size (the while loop resumes it)
-            else:
-                k = id(o)
-                if k in first:
-                    refs.append((len(out), k))
-                    append(ind)
-                    continue
-                first[k] = len(out)
-                if t is list:
-                    append(ind + "list\n")
-                    kids = o
-                elif t is dict:
-                    append(ind + "dict\n")
-                    if unordered:
-                        if em is None:
-                            em = _Emitter(limit)
-                        kids = em.dict_order(o)
-                    elif o:
-                        n = 2 * len(o)
-                        kids = _chain_items(o.items())
-                        if n > check_every:
-                            kids = _with_checks(kids, n)
-                        push((kids, depth + 1))
-                        break
-                    else:
-                        continue
-                elif t is tuple:
-                    append(ind + "tuple\n")
-                    kids = o
-                elif t is stubobj_t:
-                    rec = o._brine_rec
-                    append(ind + rec.kind + "\n")
-                    kids = _stub_children(o, rec)
-                elif t is stubmeta_t:
-                    rec = type.__getattribute__(o, "_brine_rec")
-                    append(ind + _global_head(rec) + "\n")
-                    if not rec.muts:
-                        continue
-                    kids = _stub_children(o, rec)
-                else:
-                    if em is None:
-                        em = _Emitter(limit)
-                    append(ind + em.head(o) + "\n")
-                    kids = em.children(o)
-                if kids:
-                    n = len(kids)
-                    if n > check_every:
-                        kids = _with_checks(kids, n)
-                    push((iter(kids), depth + 1))
-                    break
-        else:
-            stack.pop()
-    size += sum(map(len, out[checked:]))
-    if refs:
-        shared = sorted(set(k for _, k in refs), key=first.__getitem__)
-        labels = {}
-        for n, k in enumerate(shared, 1):
-            labels[k] = n
-            i = first[k]
-            line = out[i]
-            lab = " #%d\n" % n
-            out[i] = line[:-1] + lab
-            size += len(lab) - 1
-        for i, k in refs:
-            text = "%sref #%d\n" % (out[i], labels[k])
-            size += len(text) - len(out[i])
-            out[i] = text
-    if size > limit:
-        raise OutputLimitExceeded(limit)
-    return "".join(out)
 
 
 def render(root, max_output=DEFAULT_MAX_OUTPUT):
     """The canonical text (raw level) of a loaded object graph."""
-    return _emit(root, max_output)
+    return _Emitter(max_output).emit(root)

@@ -122,11 +122,12 @@ _TYPE_POOL = {}
 
 def _bounded(doc, lines, max_output):
     """doc + trace section, cut to max_output (see the module docstring)."""
-    if not lines:
-        if len(doc) + len(TRACE_MARKER) <= max_output:
+    size = len(doc) + len(TRACE_MARKER)
+    for line in lines:
+        size += len(line) + 1
+    if size <= max_output:
+        if not lines:
             return doc + TRACE_MARKER
-    elif len(doc) + len(TRACE_MARKER) + sum(map(len, lines)) + len(lines) \
-            <= max_output:
         return doc + TRACE_MARKER + "\n".join(lines) + "\n"
     doc = canon.render_error(RESOURCE_LIMIT)
     size = len(doc) + len(TRACE_MARKER)
@@ -156,12 +157,11 @@ def respond(data, unpickler="c", trace=True,
             if r.error == INTERNAL and log is not None:
                 log("brine_oracle serve: BUG in the oracle: %s\n"
                     % r.message())
-            if trace:
-                events = session.trace
-                lines = render_trace_lines(events, data) if events else []
+            lines = render_trace_lines(session.trace, data) if trace \
+                else None
         finally:
             if timer is not None:
-                timer.done()
+                timer.disarm()
     except (KeyboardInterrupt, SystemExit):
         raise
     except (CaseTimeout, MemoryError, RecursionError):
@@ -195,10 +195,7 @@ def respond(data, unpickler="c", trace=True,
 # The loop
 
 def _write_all(fd, data):
-    n = os.write(fd, data)
-    if n == len(data):
-        return
-    view = memoryview(data)[n:]
+    view = memoryview(data)
     while view:
         n = os.write(fd, view)
         view = view[n:]
