@@ -1503,14 +1503,20 @@ static size_t parse_ops(const uint8_t *d, size_t len, pop *ops) {
    allocation path (mmap per call under ASan) for the usual short inputs. */
 static size_t ops_room(size_t len) { return len < MUT_MAX_OPS ? len + 1 : MUT_MAX_OPS; }
 
+/* The length a complete FRAME at ops entry `op` claims for its data. */
+static uint64_t frame_claim(const uint8_t *d, const pop *op) {
+    uint64_t l = 0;
+    for (unsigned k = 0; k < 8; k++)
+        l |= (uint64_t)d[op->off + 1 + k] << (8 * k);
+    return l;
+}
+
 /* Adjusts the length of the FRAME whose data contains position x by delta. */
 static void fix_frames(uint8_t *d, const pop *ops, size_t n, size_t x, long delta) {
     for (size_t i = 0; i < n; i++) {
         if (d[ops[i].off] != PKL_OP_FRAME || !ops[i].complete)
             continue;
-        uint64_t l = 0;
-        for (unsigned k = 0; k < 8; k++)
-            l |= (uint64_t)d[ops[i].off + 1 + k] << (8 * k);
+        uint64_t l = frame_claim(d, &ops[i]);
         if (x >= ops[i].end && x - ops[i].end <= l) {
             if (delta < 0 && l < (uint64_t)-delta)
                 return;
@@ -1685,9 +1691,7 @@ static void clamp_frames(uint8_t *d, size_t len, pop *ops) {
     for (size_t i = 0; i < n; i++) {
         if (d[ops[i].off] != PKL_OP_FRAME || !ops[i].complete)
             continue;
-        uint64_t l = 0;
-        for (unsigned k = 0; k < 8; k++)
-            l |= (uint64_t)d[ops[i].off + 1 + k] << (8 * k);
+        uint64_t l = frame_claim(d, &ops[i]);
         uint64_t rest = len - ops[i].end;
         if (l > rest)
             for (unsigned k = 0; k < 8; k++)

@@ -54,9 +54,7 @@ static void assert_frames_fit(const uint8_t *d, size_t len) {
     for (size_t i = 0; i < n; i++) {
         if (d[ops[i].off] != PKL_OP_FRAME || !ops[i].complete)
             continue;
-        uint64_t l = 0;
-        for (unsigned k = 0; k < 8; k++)
-            l |= (uint64_t)d[ops[i].off + 1 + k] << (8 * k);
+        uint64_t l = frame_claim(d, &ops[i]);
         if (l > len - ops[i].end)
             fail_msg("FRAME at %zu claims %llu bytes, %zu follow", ops[i].off,
                      (unsigned long long)l, len - ops[i].end);

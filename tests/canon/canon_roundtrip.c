@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "canon_read.h"
+#include "fileio.h"
 #include "fold.h"
 
 typedef struct stats {
@@ -76,33 +77,6 @@ static void check_doc(stats *s, const char *file, const char *name, const char *
     free(v2);
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 int main(int argc, char **argv) {
     stats s = {0, 0, 0, 0};
     if (argc < 2) {
@@ -111,7 +85,8 @@ int main(int argc, char **argv) {
     }
     for (int a = 1; a < argc; a++) {
         size_t len;
-        char *buf = slurp(argv[a], &len);
+        uint8_t *bytes = NULL;
+        char *buf = brine_read_file(argv[a], &bytes, &len) == 0 ? (char *)bytes : NULL;
         if (!buf) {
             fprintf(stderr, "canon_roundtrip: cannot read %s\n", argv[a]);
             return 2;
